@@ -1,0 +1,221 @@
+"""Who receives a PUBLISH: a trie of subscriptions keyed by topic level, with a cache.
+
+A fleet publishes on a bounded set of topics, so the result of a trie walk is cached per
+topic until the next subscription change. Shared groups are cached as candidate sets and
+the member is picked on every call, so round robin keeps turning on cached topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from roost.broker.topics import MAX_TOPIC_LENGTH, parse_shared, valid_topic_filter
+
+Match = tuple[str, "SubOptions"]
+
+
+@dataclass(slots=True, frozen=True)
+class SubOptions:
+    qos: int = 0
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+    subscription_id: int | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    """The members of one shared subscription: same share name and same filter."""
+
+    members: dict[str, SubOptions] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    turn: int = 0  # index in `order` where the next search for a member starts
+
+    def pick(self, available: Callable[[str], bool], publisher: str | None) -> Match | None:
+        order = self.order
+        count = len(order)
+        fallback = -1
+        for step in range(count):
+            i = (self.turn + step) % count
+            client_id = order[i]
+            options = self.members[client_id]
+            if options.no_local and client_id == publisher:
+                continue
+            if available(client_id):
+                self.turn = i + 1
+                return client_id, options
+            if fallback < 0:
+                fallback = i
+        if fallback < 0:
+            return None
+        self.turn = fallback + 1
+        client_id = order[fallback]
+        return client_id, self.members[client_id]
+
+
+@dataclass(slots=True, eq=False)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    subs: dict[str, SubOptions] = field(default_factory=dict)
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not (self.children or self.subs or self.groups)
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """A cached walk: the plain matches and the shared groups that match a topic."""
+
+    plain: list[Match]
+    no_local: bool  # some plain match has no_local set, so filter by publisher
+    groups: list[_Group]
+
+
+class Router:
+    def __init__(self, *, cache_size: int = 8192) -> None:
+        self.available: Callable[[str], bool] = lambda _: True
+        self._root = _Node()
+        self._clients: dict[str, dict[str, SubOptions]] = {}
+        self._count = 0
+        self._cache: dict[str, _Entry] = {}
+        self._cache_size = cache_size
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def node_count(self) -> int:
+        """Trie nodes below the root; 0 once every subscription is gone."""
+        stack = [self._root]
+        count = -1
+        while stack:
+            node = stack.pop()
+            count += 1
+            stack.extend(node.children.values())
+        return count
+
+    def subscribe(self, client_id: str, topic_filter: str, options: SubOptions) -> bool:
+        """Add or replace a subscription; True if this client already had the filter."""
+        if not valid_topic_filter(topic_filter, max_levels=MAX_TOPIC_LENGTH + 1):
+            raise ValueError(f"invalid topic filter {topic_filter!r}")
+        group_name, inner = parse_shared(topic_filter)
+        node = self._root
+        for level in inner.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Node()
+            node = child
+        if group_name is None:
+            existed = client_id in node.subs
+            node.subs[client_id] = options
+        else:
+            group = node.groups.get(group_name)
+            if group is None:
+                group = node.groups[group_name] = _Group()
+            existed = client_id in group.members
+            if not existed:
+                group.order.append(client_id)
+            group.members[client_id] = options
+        self._clients.setdefault(client_id, {})[topic_filter] = options
+        if not existed:
+            self._count += 1
+        self._cache.clear()
+        return existed
+
+    def unsubscribe(self, client_id: str, topic_filter: str) -> bool:
+        """Remove a subscription and prune emptied trie nodes; True if it existed."""
+        filters = self._clients.get(client_id)
+        if filters is None or filters.pop(topic_filter, None) is None:
+            return False
+        if not filters:
+            del self._clients[client_id]
+        group_name, inner = parse_shared(topic_filter)
+        path = [self._root]
+        levels = inner.split("/")
+        for level in levels:
+            path.append(path[-1].children[level])
+        node = path[-1]
+        if group_name is None:
+            del node.subs[client_id]
+        else:
+            group = node.groups[group_name]
+            del group.members[client_id]
+            group.order.remove(client_id)
+            if not group.members:
+                del node.groups[group_name]
+        for depth in range(len(levels), 0, -1):
+            if not path[depth].empty():
+                break
+            del path[depth - 1].children[levels[depth - 1]]
+        self._count -= 1
+        self._cache.clear()
+        return True
+
+    def remove_client(self, client_id: str) -> None:
+        for topic_filter in list(self._clients.get(client_id, ())):
+            self.unsubscribe(client_id, topic_filter)
+
+    def subscriptions(self, client_id: str) -> dict[str, SubOptions]:
+        """The client's filters as sent (with any `$share/` prefix) and their options."""
+        return dict(self._clients.get(client_id, {}))
+
+    def match(self, topic: str, publisher: str | None = None) -> list[Match]:
+        """(client_id, options) per matching subscription; one member per shared group.
+
+        `topic` must be a valid topic name. A client with overlapping filters appears
+        once per filter. No Local subscriptions of `publisher` are skipped.
+        """
+        entry = self._cache.get(topic)
+        if entry is None:
+            entry = self._walk(topic)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()  # cheaper than LRU bookkeeping on every hit
+            self._cache[topic] = entry
+        if entry.no_local and publisher is not None:
+            result = [m for m in entry.plain if not (m[1].no_local and m[0] == publisher)]
+        else:
+            result = entry.plain.copy()
+        for group in entry.groups:
+            chosen = group.pick(self.available, publisher)
+            if chosen is not None:
+                result.append(chosen)
+        return result
+
+    def _walk(self, topic: str) -> _Entry:
+        plain: list[Match] = []
+        groups: list[_Group] = []
+
+        def collect(node: _Node) -> None:
+            plain.extend(node.subs.items())
+            groups.extend(node.groups.values())
+
+        nodes = [self._root]
+        dollar = topic.startswith("$")  # first level: no "+" or "#" for "$" topics
+        for level in topic.split("/"):
+            found = []
+            for node in nodes:
+                children = node.children
+                if not dollar:
+                    hash_node = children.get("#")
+                    if hash_node is not None:
+                        collect(hash_node)
+                    plus = children.get("+")
+                    if plus is not None:
+                        found.append(plus)
+                exact = children.get(level)
+                if exact is not None:
+                    found.append(exact)
+            if not found:
+                break
+            nodes = found
+            dollar = False
+        else:
+            for node in nodes:
+                collect(node)
+                hash_node = node.children.get("#")
+                if hash_node is not None:
+                    collect(hash_node)  # "a/#" also matches "a"
+        no_local = any(options.no_local for _, options in plain)
+        return _Entry(plain, no_local, groups)

@@ -1,0 +1,85 @@
+"""Topic names and topic filters (MQTT 5.0 sections 4.7 and 4.8): validation, the
+`$share/{group}/{filter}` syntax, and the reference matcher the router is tested against."""
+
+from __future__ import annotations
+
+MAX_TOPIC_LEVELS = 128  # default limit; deep topics only cost memory in the tries
+MAX_TOPIC_LENGTH = 65535  # UTF-8 bytes, the size of an MQTT string
+SHARE_PREFIX = "$share/"
+
+
+def _valid(topic: str, max_levels: int, wildcards: bool) -> bool:
+    if not topic or "\0" in topic:
+        return False
+    if len(topic) > MAX_TOPIC_LENGTH:
+        return False
+    if not topic.isascii():
+        try:
+            if len(topic.encode()) > MAX_TOPIC_LENGTH:
+                return False
+        except UnicodeEncodeError:  # lone surrogates are not UTF-8
+            return False
+    if topic.count("/") >= max_levels:
+        return False
+    if "+" not in topic and "#" not in topic:
+        return True
+    if not wildcards:
+        return False
+    levels = topic.split("/")
+    last = len(levels) - 1
+    for i, level in enumerate(levels):
+        if level == "#":
+            if i != last:
+                return False
+        elif level != "+" and ("+" in level or "#" in level):
+            return False
+    return True
+
+
+def valid_topic_name(topic: str, *, max_levels: int = MAX_TOPIC_LEVELS) -> bool:
+    """A name a client may PUBLISH to: non-empty, no wildcards, no U+0000."""
+    return _valid(topic, max_levels, wildcards=False)
+
+
+def valid_topic_filter(topic_filter: str, *, max_levels: int = MAX_TOPIC_LEVELS) -> bool:
+    """A filter a client may SUBSCRIBE to, plain or `$share/{group}/{filter}`."""
+    if len(topic_filter) > MAX_TOPIC_LENGTH:
+        return False
+    try:
+        _, inner = parse_shared(topic_filter)
+    except ValueError:
+        return False
+    return _valid(inner, max_levels, wildcards=True)
+
+
+def parse_shared(topic_filter: str) -> tuple[str | None, str]:
+    """Split `$share/g/a/+` into ("g", "a/+"); a plain filter gives (None, filter).
+
+    Raises ValueError when the share part is malformed: empty group, a group holding
+    `+` or `#`, or no filter after the group. The filter itself is not validated here.
+    """
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return None, topic_filter
+    group, sep, inner = topic_filter[len(SHARE_PREFIX) :].partition("/")
+    if not group or "+" in group or "#" in group:
+        raise ValueError(f"bad share name in {topic_filter!r}")
+    if not sep or not inner:
+        raise ValueError(f"no topic filter after the share name in {topic_filter!r}")
+    return group, inner
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether a valid plain filter matches a valid topic name; slow and obviously right.
+
+    Topics starting with `$` are not matched by a filter starting with a wildcard.
+    """
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    want = topic_filter.split("/")
+    have = topic.split("/")
+    for i, level in enumerate(want):
+        if level == "#":
+            return True  # also matches the parent level: "a/#" matches "a"
+        if i >= len(have) or (level != "+" and level != have[i]):
+            return False
+    return len(want) == len(have)

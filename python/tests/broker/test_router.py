@@ -1,0 +1,243 @@
+"""Router: compared with a naive model built on `matches()`, plus shared-group behaviour."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roost.broker.router import Router, SubOptions
+from roost.broker.topics import matches, parse_shared
+
+LEVELS = ["a", "b", "", "$x", "$SYS"]
+CLIENTS = ["c1", "c2", "c3", "c4"]
+
+levels = st.sampled_from(LEVELS)
+topics = st.lists(levels, min_size=1, max_size=4).map("/".join).filter(bool)
+plain_filters = st.one_of(
+    st.just("#"),
+    st.builds(
+        lambda body, tail: "/".join([*body, *tail]),
+        st.lists(st.one_of(levels, st.just("+")), min_size=1, max_size=4),
+        st.sampled_from([[], ["#"]]),
+    ).filter(bool),
+)
+filters = st.one_of(
+    plain_filters,
+    st.builds(lambda g, f: f"$share/{g}/{f}", st.sampled_from(["g", "h"]), plain_filters),
+)
+clients = st.sampled_from(CLIENTS)
+publishers = st.one_of(st.none(), clients)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("sub"), clients, filters, st.booleans()),
+        st.tuples(st.just("unsub"), clients, filters),
+        st.tuples(st.just("remove"), clients),
+        st.tuples(st.just("match"), topics, publishers),
+    ),
+    max_size=40,
+)
+
+
+@dataclass
+class Model:
+    """Subscriptions as a flat dict; matching by brute force over `matches()`."""
+
+    subs: dict[tuple[str, str], SubOptions] = field(default_factory=dict)
+
+    def check(self, router: Router, topic: str, publisher: str | None, online: set[str]) -> None:
+        result = router.match(topic, publisher)
+        by_id = {opts.subscription_id: key for key, opts in self.subs.items()}
+        got = Counter(by_id[opts.subscription_id] for _, opts in result)
+        assert all(by_id[opts.subscription_id][0] == cid for cid, opts in result)
+        want: Counter[tuple[str, str]] = Counter()
+        groups: dict[tuple[str, str], list[str]] = {}
+        for (cid, topic_filter), opts in self.subs.items():
+            group, inner = parse_shared(topic_filter)
+            if not matches(inner, topic) or (opts.no_local and cid == publisher):
+                continue
+            if group is None:
+                want[(cid, topic_filter)] += 1
+            else:
+                groups.setdefault((group, inner), []).append(cid)
+        for (group, inner), members in groups.items():
+            chosen = [cid for cid in members if got[(cid, f"$share/{group}/{inner}")]]
+            assert len(chosen) == 1, (group, inner, members, result)
+            if online & set(members):
+                assert chosen[0] in online
+            want[(chosen[0], f"$share/{group}/{inner}")] += 1
+        assert got == want
+
+
+@settings(max_examples=300)
+@given(ops, st.sets(clients))
+def test_router_agrees_with_model(script: list[tuple[object, ...]], online: set[str]) -> None:
+    router = Router()
+    router.available = lambda cid: cid in online
+    model = Model()
+    next_id = 1
+    for op in script:
+        if op[0] == "sub":
+            _, cid, topic_filter, no_local = op
+            assert isinstance(cid, str) and isinstance(topic_filter, str)
+            opts = SubOptions(no_local=bool(no_local), subscription_id=next_id)
+            next_id += 1
+            existed = router.subscribe(cid, topic_filter, opts)
+            assert existed == ((cid, topic_filter) in model.subs)
+            model.subs[(cid, topic_filter)] = opts
+        elif op[0] == "unsub":
+            _, cid, topic_filter = op
+            assert isinstance(cid, str) and isinstance(topic_filter, str)
+            assert router.unsubscribe(cid, topic_filter) == ((cid, topic_filter) in model.subs)
+            model.subs.pop((cid, topic_filter), None)
+        elif op[0] == "remove":
+            router.remove_client(str(op[1]))
+            model.subs = {k: v for k, v in model.subs.items() if k[0] != op[1]}
+        else:
+            _, topic, publisher = op
+            assert isinstance(topic, str) and (publisher is None or isinstance(publisher, str))
+            model.check(router, topic, publisher, online)
+            model.check(router, topic, publisher, online)  # second call is served cached
+        assert len(router) == len(model.subs)
+    for cid in CLIENTS:
+        assert router.subscriptions(cid) == {f: o for (c, f), o in model.subs.items() if c == cid}
+        router.remove_client(cid)
+    assert len(router) == 0
+    assert router.node_count == 0
+
+
+def test_subscribe_replaces_options_and_reports_it() -> None:
+    router = Router()
+    assert not router.subscribe("c", "a/+", SubOptions(qos=0))
+    assert router.subscribe("c", "a/+", SubOptions(qos=1))
+    assert router.match("a/b") == [("c", SubOptions(qos=1))]
+    assert len(router) == 1
+    assert router.subscriptions("c") == {"a/+": SubOptions(qos=1)}
+
+
+def test_overlapping_filters_give_one_entry_each() -> None:
+    router = Router()
+    router.subscribe("c", "a/#", SubOptions(subscription_id=1))
+    router.subscribe("c", "a/+", SubOptions(subscription_id=2))
+    router.subscribe("c", "$share/g/a/b", SubOptions(subscription_id=3))
+    ids = sorted(opts.subscription_id or 0 for _, opts in router.match("a/b"))
+    assert ids == [1, 2, 3]
+
+
+def test_no_local_skips_only_the_publisher() -> None:
+    router = Router()
+    router.subscribe("me", "t", SubOptions(no_local=True))
+    router.subscribe("you", "t", SubOptions(no_local=True))
+    assert [cid for cid, _ in router.match("t", publisher="me")] == ["you"]
+    assert sorted(cid for cid, _ in router.match("t")) == ["me", "you"]
+
+
+def test_dollar_topics_skip_leading_wildcards() -> None:
+    router = Router()
+    for topic_filter in ["#", "+/monitor/Clients", "$SYS/#", "$SYS/monitor/+"]:
+        router.subscribe(topic_filter, topic_filter, SubOptions())
+    assert sorted(cid for cid, _ in router.match("$SYS/monitor/Clients")) == [
+        "$SYS/#",
+        "$SYS/monitor/+",
+    ]
+
+
+def test_subscribe_after_cached_match_changes_result() -> None:
+    router = Router()
+    router.subscribe("a", "x/#", SubOptions())
+    assert router.match("x/y") == [("a", SubOptions())]
+    router.subscribe("b", "x/+", SubOptions(qos=1))
+    assert sorted(router.match("x/y")) == [("a", SubOptions()), ("b", SubOptions(qos=1))]
+    router.unsubscribe("a", "x/#")
+    assert router.match("x/y") == [("b", SubOptions(qos=1))]
+    router.remove_client("b")
+    assert router.match("x/y") == []
+
+
+def test_result_list_is_the_callers_to_keep() -> None:
+    router = Router()
+    router.subscribe("a", "t", SubOptions())
+    router.match("t").clear()
+    assert router.match("t") == [("a", SubOptions())]
+
+
+def test_cache_stays_bounded_and_correct() -> None:
+    router = Router(cache_size=4)
+    router.subscribe("a", "t/+", SubOptions())
+    for i in range(20):
+        assert router.match(f"t/{i}") == [("a", SubOptions())]
+    assert router.match("u/1") == []
+
+
+def test_round_robin_is_fair_and_rotates_when_cached() -> None:
+    router = Router()
+    for cid in ["a", "b", "c"]:
+        router.subscribe(cid, "$share/g/t/+", SubOptions())
+    picks = [router.match("t/1")[0][0] for _ in range(30)]
+    assert picks[:6] == ["a", "b", "c", "a", "b", "c"]
+    assert Counter(picks) == {"a": 10, "b": 10, "c": 10}
+
+
+def test_groups_are_per_name_and_filter() -> None:
+    router = Router()
+    router.subscribe("a", "$share/g/t", SubOptions())
+    router.subscribe("b", "$share/g/t", SubOptions())
+    router.subscribe("c", "$share/h/t", SubOptions())
+    router.subscribe("d", "$share/g/+", SubOptions())
+    for _ in range(4):
+        got = sorted(cid for cid, _ in router.match("t"))
+        assert len(got) == 3 and got[0] in "ab" and got[1:] == ["c", "d"]
+
+
+def test_unavailable_members_are_skipped() -> None:
+    router = Router()
+    for cid in ["a", "b", "c"]:
+        router.subscribe(cid, "$share/g/t", SubOptions())
+    router.available = lambda cid: cid != "b"
+    picks = [router.match("t")[0][0] for _ in range(6)]
+    assert picks == ["a", "c", "a", "c", "a", "c"]
+
+
+def test_no_member_available_falls_back_to_rotation() -> None:
+    router = Router()
+    for cid in ["a", "b"]:
+        router.subscribe(cid, "$share/g/t", SubOptions())
+    router.available = lambda _: False
+    assert [router.match("t")[0][0] for _ in range(4)] == ["a", "b", "a", "b"]
+
+
+def test_leaving_member_keeps_rotation_going() -> None:
+    router = Router()
+    for cid in ["a", "b", "c"]:
+        router.subscribe(cid, "$share/g/t", SubOptions())
+    assert router.match("t")[0][0] == "a"
+    router.unsubscribe("b", "$share/g/t")
+    picks = [router.match("t")[0][0] for _ in range(4)]
+    assert Counter(picks) == {"a": 2, "c": 2}
+
+
+def test_unsubscribe_prunes_nodes() -> None:
+    router = Router()
+    router.subscribe("a", "x/y/z", SubOptions())
+    router.subscribe("a", "x/+", SubOptions())
+    router.subscribe("b", "$share/g/x/y/z", SubOptions())
+    assert router.node_count == 4
+    assert router.unsubscribe("a", "x/y/z")
+    assert router.node_count == 4  # the group still holds x/y/z
+    assert router.unsubscribe("b", "$share/g/x/y/z")
+    assert router.node_count == 2
+    assert not router.unsubscribe("b", "$share/g/x/y/z")
+    router.remove_client("a")
+    assert router.node_count == 0
+    assert router.subscriptions("a") == {}
+
+
+@pytest.mark.parametrize("topic_filter", ["a/#/b", "$share/g/", "", "a+"])
+def test_subscribe_rejects_invalid_filters(topic_filter: str) -> None:
+    router = Router()
+    with pytest.raises(ValueError, match="invalid topic filter"):
+        router.subscribe("c", topic_filter, SubOptions())
+    assert len(router) == 0
