@@ -162,6 +162,13 @@ class Peer:
             sock.close()  # without a DISCONNECT first, the broker sees the link drop
 
 
+def publish_once(broker: Broker, topic: str, payload: bytes, version: int = 5) -> None:
+    """Publish one QoS 1 message from a short-lived client (markers, triggers)."""
+    peer = Peer(broker, "", version).connect()
+    peer.publish(topic, payload, qos=1)
+    peer.disconnect()
+
+
 def user_props(msg: Message) -> list[tuple[str, str]]:
     return list(getattr(msg.properties, "UserProperty", []))
 

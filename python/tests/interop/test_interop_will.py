@@ -1,0 +1,66 @@
+"""Will messages: sent when the link dies, not on a clean DISCONNECT; v5 will delay."""
+
+from __future__ import annotations
+
+import time
+
+from .brokers import Broker
+from .clients import MosquittoSub, Peer, publish_once
+
+
+def _watch(broker: Broker, version: int) -> Peer:
+    watcher = Peer(broker, "watcher", version).connect()
+    watcher.subscribe("will/#", qos=1)
+    return watcher
+
+
+def test_will_sent_when_client_is_killed(broker: Broker, version: int) -> None:
+    watcher = _watch(broker, version)
+    doomed = MosquittoSub(broker, version, "-i", "doomed", "-t", "x", "--will-topic",
+                          "will/doomed", "--will-payload", "gone", "--will-qos", "1")
+    doomed.kill()  # SIGKILL: the socket dies without a DISCONNECT
+    got = watcher.get()
+    assert (got.topic, got.payload) == ("will/doomed", b"gone")
+    watcher.disconnect()
+
+
+def test_will_sent_when_paho_socket_drops(broker: Broker, version: int) -> None:
+    watcher = _watch(broker, version)
+    Peer(broker, "dropped", version).will("will/dropped", b"bye", qos=1).connect().close()
+    assert watcher.get().payload == b"bye"
+    watcher.disconnect()
+
+
+def test_no_will_on_clean_disconnect(broker: Broker, version: int) -> None:
+    watcher = _watch(broker, version)
+    Peer(broker, "polite", version).will("will/polite", b"bye", qos=1).connect().disconnect()
+    publish_once(broker, "will/m", b"marker", version)
+    assert watcher.until(b"marker") == []
+    watcher.disconnect()
+
+
+def test_will_delay_postpones_the_will(broker: Broker) -> None:
+    watcher = _watch(broker, 5)
+    doomed = MosquittoSub(broker, 5, "-i", "slow", "-t", "x", "--will-topic", "will/slow",
+                          "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
+                          "-D", "connect", "session-expiry-interval", "60")
+    doomed.kill()
+    publish_once(broker, "will/m", b"marker")
+    assert watcher.until(b"marker") == []  # not sent at once
+    assert watcher.get(timeout=10).payload == b"late"  # but sent once the delay is over
+    watcher.disconnect()
+
+
+def test_will_delay_cancelled_by_reconnect(broker: Broker) -> None:
+    watcher = _watch(broker, 5)
+    doomed = MosquittoSub(broker, 5, "-i", "back", "-t", "x", "--will-topic", "will/back",
+                          "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
+                          "-D", "connect", "session-expiry-interval", "60")
+    doomed.kill()
+    back = Peer(broker, "back", clean=False).connect(SessionExpiryInterval=60)
+    assert back.session_present
+    time.sleep(3)  # past the will delay: a will still pending would be out by now
+    publish_once(broker, "will/m", b"marker")
+    assert watcher.until(b"marker") == []
+    back.disconnect()
+    watcher.disconnect()
