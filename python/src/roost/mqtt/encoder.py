@@ -1,0 +1,227 @@
+"""Packets to bytes. `encode(packet, version)` writes the packet as `version` defines it:
+fields 3.1.1 lacks (properties, ack reason codes) are left out for versions 3 and 4, and
+v5 acks, DISCONNECT and AUTH use their short forms when nothing would follow.
+
+A packet the protocol forbids (QoS 3, packet id 0, a wildcard in a PUBLISH topic, ...)
+raises LocalProtocolError: that is our bug, not the peer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from roost.mqtt.errors import LocalProtocolError
+from roost.mqtt.packets import (
+    MQTT_5,
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    PingReq,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
+from roost.mqtt.properties import WILL, properties_field
+from roost.mqtt.topic_syntax import valid_topic_filter, valid_topic_name
+from roost.mqtt.wire import U16, bin_field, str_field, u16, varint
+
+T = PacketType
+_NO_PROPS = b"\x00"
+_PROTOCOL_LEVELS = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
+
+
+def _frame(first: int, *parts: bytes) -> bytes:
+    size = sum(map(len, parts))
+    return b"".join((bytes((first,)), varint(size), *parts))
+
+
+def _props(packet: Any, ptype: int) -> bytes:
+    return properties_field(packet.properties, ptype) if packet.properties else _NO_PROPS
+
+
+def _packet_id(packet_id: int | None) -> bytes:
+    if not packet_id or packet_id > 0xFFFF:
+        raise LocalProtocolError(f"invalid packet identifier {packet_id!r}")
+    return U16.pack(packet_id)
+
+
+def _qos(qos: int) -> int:
+    if qos not in (0, 1, 2):
+        raise LocalProtocolError(f"invalid QoS {qos!r}")
+    return qos
+
+
+def _topic_name(topic: str) -> bytes:
+    if not valid_topic_name(topic):
+        raise LocalProtocolError(f"invalid topic name {topic!r}")
+    return str_field(topic)
+
+
+def _publish(packet: Publish, version: int) -> bytes:
+    qos = _qos(packet.qos)
+    topic = packet.topic
+    if "+" in topic or "#" in topic or (not topic and version != MQTT_5):
+        raise LocalProtocolError(f"invalid PUBLISH topic {topic!r}")
+    head = str_field(topic)
+    if qos:
+        head += _packet_id(packet.packet_id)
+    elif packet.packet_id is not None:
+        raise LocalProtocolError("a QoS 0 PUBLISH has no packet identifier")
+    elif packet.dup:
+        raise LocalProtocolError("a QoS 0 PUBLISH cannot be a duplicate")
+    if version == MQTT_5:
+        head += _props(packet, T.PUBLISH)
+    first = 0x30 | qos << 1 | packet.retain | packet.dup << 3
+    payload = packet.payload
+    return b"".join((bytes((first,)), varint(len(head) + len(payload)), head, payload))
+
+
+def _connect(packet: Connect, version: int) -> bytes:
+    level = packet.protocol_version
+    if level != version or _PROTOCOL_LEVELS.get(level) != packet.protocol_name:
+        raise LocalProtocolError(
+            f"CONNECT {packet.protocol_name!r} level {level} cannot be sent as version {version}"
+        )
+    v5 = level == MQTT_5
+    flags = 0x02 if packet.clean_start else 0
+    payload = [str_field(packet.client_id)]
+    will = packet.will
+    if will is not None:
+        flags |= 0x04 | _qos(will.qos) << 3 | will.retain << 5
+        if v5:
+            payload.append(_props(will, WILL))
+        payload += (_topic_name(will.topic), bin_field(will.payload))
+    if packet.username is not None:
+        flags |= 0x80
+        payload.append(str_field(packet.username))
+    if packet.password is not None:
+        if packet.username is None and not v5:
+            raise LocalProtocolError("MQTT 3.1.1 needs a user name to send a password")
+        flags |= 0x40
+        payload.append(bin_field(packet.password))
+    header = str_field(packet.protocol_name) + bytes((level, flags)) + u16(packet.keepalive)
+    if v5:
+        header += _props(packet, T.CONNECT)
+    return _frame(0x10, header, *payload)
+
+
+def _connack(packet: ConnAck, version: int) -> bytes:
+    body = bytes((int(packet.session_present), packet.reason_code))
+    if version == MQTT_5:
+        return _frame(0x20, body, _props(packet, T.CONNACK))
+    return _frame(0x20, body)
+
+
+def _ack(first: int, ptype: int) -> Callable[[Any, int], bytes]:
+    def encode_ack(packet: PubAck | PubRec | PubRel | PubComp, version: int) -> bytes:
+        packet_id = _packet_id(packet.packet_id)
+        if version != MQTT_5 or (not packet.reason_code and not packet.properties):
+            return _frame(first, packet_id)
+        code = bytes((packet.reason_code,))
+        if not packet.properties:
+            return _frame(first, packet_id, code)
+        return _frame(first, packet_id, code, properties_field(packet.properties, ptype))
+
+    return encode_ack
+
+
+def _subscribe(packet: Subscribe, version: int) -> bytes:
+    if not packet.subscriptions:
+        raise LocalProtocolError("SUBSCRIBE needs at least one subscription")
+    parts = [_packet_id(packet.packet_id)]
+    if version == MQTT_5:
+        parts.append(_props(packet, T.SUBSCRIBE))
+    for sub in packet.subscriptions:
+        if not valid_topic_filter(sub.topic_filter):
+            raise LocalProtocolError(f"invalid topic filter {sub.topic_filter!r}")
+        options = _qos(sub.qos)
+        if version == MQTT_5:
+            options |= sub.no_local << 2 | sub.retain_as_published << 3
+            options |= int(sub.retain_handling) << 4
+        parts += (str_field(sub.topic_filter), bytes((options,)))
+    return _frame(0x82, *parts)
+
+
+def _unsubscribe(packet: Unsubscribe, version: int) -> bytes:
+    if not packet.topic_filters:
+        raise LocalProtocolError("UNSUBSCRIBE needs at least one topic filter")
+    parts = [_packet_id(packet.packet_id)]
+    if version == MQTT_5:
+        parts.append(_props(packet, T.UNSUBSCRIBE))
+    for topic_filter in packet.topic_filters:
+        if not valid_topic_filter(topic_filter):
+            raise LocalProtocolError(f"invalid topic filter {topic_filter!r}")
+        parts.append(str_field(topic_filter))
+    return _frame(0xA2, *parts)
+
+
+def _suback(packet: SubAck, version: int) -> bytes:
+    if not packet.reason_codes:
+        raise LocalProtocolError("SUBACK needs at least one reason code")
+    props = _props(packet, T.SUBACK) if version == MQTT_5 else b""
+    return _frame(0x90, _packet_id(packet.packet_id), props, bytes(packet.reason_codes))
+
+
+def _unsuback(packet: UnsubAck, version: int) -> bytes:
+    if version != MQTT_5:
+        return _frame(0xB0, _packet_id(packet.packet_id))
+    if not packet.reason_codes:
+        raise LocalProtocolError("a v5 UNSUBACK needs at least one reason code")
+    props = _props(packet, T.UNSUBACK)
+    return _frame(0xB0, _packet_id(packet.packet_id), props, bytes(packet.reason_codes))
+
+
+def _reason_and_props(first: int, ptype: int) -> Callable[[Any, int], bytes]:
+    """DISCONNECT and AUTH: v5 drops trailing parts that carry nothing."""
+
+    def encode_reason(packet: Disconnect | Auth, version: int) -> bytes:
+        if version != MQTT_5:
+            if ptype == T.AUTH:
+                raise LocalProtocolError("AUTH exists only in MQTT 5")
+            return _frame(first)
+        if not packet.properties:
+            if not packet.reason_code:
+                return _frame(first)
+            return _frame(first, bytes((packet.reason_code,)))
+        props = properties_field(packet.properties, ptype)
+        return _frame(first, bytes((packet.reason_code,)), props)
+
+    return encode_reason
+
+
+_ENCODERS: dict[type[Any], Callable[[Any, int], bytes]] = {
+    Publish: _publish,
+    Connect: _connect,
+    ConnAck: _connack,
+    PubAck: _ack(0x40, T.PUBACK),
+    PubRec: _ack(0x50, T.PUBREC),
+    PubRel: _ack(0x62, T.PUBREL),
+    PubComp: _ack(0x70, T.PUBCOMP),
+    Subscribe: _subscribe,
+    SubAck: _suback,
+    Unsubscribe: _unsubscribe,
+    UnsubAck: _unsuback,
+    PingReq: lambda packet, version: b"\xc0\x00",
+    PingResp: lambda packet, version: b"\xd0\x00",
+    Disconnect: _reason_and_props(0xE0, T.DISCONNECT),
+    Auth: _reason_and_props(0xF0, T.AUTH),
+}
+
+
+def encode(packet: Packet, version: int) -> bytes:
+    """Serialize `packet` for a connection speaking `version` (3, 4 or 5)."""
+    encoder = _ENCODERS.get(type(packet))
+    if encoder is None:
+        raise LocalProtocolError(f"cannot encode {packet!r}")
+    return encoder(packet, version)
