@@ -1,0 +1,261 @@
+"""Access control lists in Mosquitto's `acl_file` syntax, with Mosquitto's precedence.
+
+    # comment                       blank lines and comments are ignored
+    topic read $SYS/#               rules before any `user` line apply to anonymous clients
+    user dashboard                  the rules after it apply to that username
+    topic [read|write|readwrite|deny] TOPIC
+    pattern [read|write|readwrite|deny] roost/site/%c/#   applies to every client
+
+Order of evaluation, as in Mosquitto 2.0: the client's own `topic` rules (its user block, or
+the anonymous block when it has no username), then the `pattern` rules; within each list the
+`deny` rules come first and then the others in file order. The first rule whose topic matches
+and that is a `deny` or grants the access decides; nothing deciding means deny.
+
+Mosquitto's file plugin does not check SUBSCRIBE at all; Roost does, so that a wildcard never
+gets wider than the rules: a filter is allowed when a rule granting read covers every topic
+the filter can match (`roost/#` is not covered by `roost/site/%c/#`), and denied when a
+`deny` rule covers it. Deliveries are re-checked with READ on the concrete topic anyway.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from roost.broker.topics import parse_shared, valid_topic_filter
+
+DANGEROUS = frozenset("+#/")  # in a client id or username these would widen a pattern
+CLIENT_CACHE = 4096  # compiled rule lists kept per (client id, username)
+TOPIC_CACHE = 256  # decisions kept per client; deliveries repeat the same topics
+
+
+class AclError(ValueError):
+    """A bad line in an ACL file; str() is `source:line: reason`."""
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        super().__init__(f"{source}:{line}: {reason}")
+        self.source = source
+        self.line = line
+        self.reason = reason
+
+
+class Access(enum.Enum):
+    READ = "read"  # a message on this topic may be delivered to the client
+    WRITE = "write"  # the client may publish to this topic
+    SUBSCRIBE = "subscribe"  # the client may subscribe to this filter
+
+
+class Grant(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+    READWRITE = "readwrite"
+    DENY = "deny"
+
+    def allows(self, access: Access) -> bool:
+        if access is Access.WRITE:
+            return self in (Grant.WRITE, Grant.READWRITE)
+        return self in (Grant.READ, Grant.READWRITE)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: str  # "topic" or "pattern"
+    grant: Grant
+    topic: str
+    user: str | None  # the user block a `topic` rule sits in; None for anonymous / patterns
+    source: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.kind} {self.grant.value} {self.topic}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    rule: Rule | None  # the rule that decided; None means nothing matched
+    reason: str = ""
+
+    def __str__(self) -> str:
+        word = "allow" if self.allowed else "deny"
+        return f"{word}  ({self.rule or self.reason})"
+
+
+DEFAULT_DENY = Decision(False, None, "default deny: no rule matched")
+
+
+def _levels(topic: str) -> tuple[str, ...]:
+    return tuple(topic.split("/"))
+
+
+def _matches(rule: tuple[str, ...], topic: tuple[str, ...]) -> bool:
+    """Whether a rule filter matches a concrete topic; `$` topics need a literal first level."""
+    if topic[0][:1] == "$" and rule[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(rule):
+        if level == "#":
+            return True
+        if i >= len(topic) or (level != "+" and level != topic[i]):
+            return False
+    return len(rule) == len(topic)
+
+
+def _covers(rule: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
+    """Whether every topic the filter `wanted` can match is also matched by `rule`."""
+    if wanted[0][:1] == "$" and rule[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(rule):
+        if level == "#":
+            return True
+        if i >= len(wanted):
+            return False
+        have = wanted[i]
+        if have == "#" or (level != "+" and (have == "+" or level != have)):
+            return False
+    return len(wanted) == len(rule)
+
+
+@dataclass(slots=True)
+class ClientAcl:
+    """The rules of one (client id, username), compiled; `check` is what deliveries call."""
+
+    rules: tuple[tuple[Rule, tuple[str, ...]], ...]
+    default: Decision = DEFAULT_DENY
+    _cache: OrderedDict[tuple[str, Access], Decision] = field(default_factory=OrderedDict)
+
+    def check(self, topic: str, access: Access) -> Decision:
+        key = (topic, access)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        decision = self._decide(topic, access)
+        self._cache[key] = decision
+        if len(self._cache) > TOPIC_CACHE:
+            self._cache.popitem(last=False)
+        return decision
+
+    def _decide(self, topic: str, access: Access) -> Decision:
+        if access is Access.SUBSCRIBE:
+            try:
+                topic = parse_shared(topic)[1]
+            except ValueError:
+                return Decision(False, None, "malformed shared subscription")
+        levels = _levels(topic)
+        match = _covers if access is Access.SUBSCRIBE else _matches
+        for rule, pattern in self.rules:
+            if match(pattern, levels):
+                if rule.grant is Grant.DENY:
+                    return Decision(False, rule)
+                if rule.grant.allows(access):
+                    return Decision(True, rule)
+        return self.default
+
+
+def _deny_first(rules: list[Rule]) -> list[Rule]:
+    return sorted(rules, key=lambda r: r.grant is not Grant.DENY)  # stable: file order kept
+
+
+class Acl:
+    """A parsed ACL file. Immutable once parsed: a reload builds a new one and swaps it in."""
+
+    def __init__(self, users: dict[str | None, list[Rule]], patterns: list[Rule]) -> None:
+        self._users = {user: _deny_first(rules) for user, rules in users.items()}
+        self._patterns = _deny_first(patterns)
+        self._clients: OrderedDict[tuple[str, str | None], ClientAcl] = OrderedDict()
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every rule in file order, for tools that list them."""
+        every = [r for rules in self._users.values() for r in rules] + self._patterns
+        return sorted(every, key=lambda r: r.line)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<acl>") -> Acl:
+        users: dict[str | None, list[Rule]] = {}
+        patterns: list[Rule] = []
+        user: str | None = None
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            keyword, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if keyword == "user":
+                if not rest:
+                    raise AclError(source, number, "missing username after `user`")
+                user = rest
+            elif keyword in ("topic", "pattern"):
+                rule = _parse_rule(keyword, rest, user, source, number)
+                if keyword == "pattern":
+                    patterns.append(rule)
+                else:
+                    users.setdefault(user, []).append(rule)
+            else:
+                raise AclError(source, number, f"unknown keyword {keyword!r}")
+        return cls(users, patterns)
+
+    def client(self, client_id: str, username: str | None) -> ClientAcl:
+        """The compiled rules for one client; the engine may keep this per session."""
+        key = (client_id, username)
+        found = self._clients.get(key)
+        if found is not None:
+            self._clients.move_to_end(key)
+            return found
+        found = self._compile(client_id, username)
+        self._clients[key] = found
+        if len(self._clients) > CLIENT_CACHE:
+            self._clients.popitem(last=False)
+        return found
+
+    def check(self, client_id: str, username: str | None, topic: str, access: Access) -> Decision:
+        return self.client(client_id, username).check(topic, access)
+
+    def _compile(self, client_id: str, username: str | None) -> ClientAcl:
+        rules = [(r, _levels(r.topic)) for r in self._users.get(username, [])]
+        default = DEFAULT_DENY
+        identities = [client_id] if username is None else [client_id, username]
+        if any(DANGEROUS.intersection(name) for name in identities):
+            # Mosquitto refuses patterns here: `+` or `/` in an id would widen `%c`
+            default = Decision(False, None, "default deny: +, # or / in client id or username")
+        else:
+            for rule in self._patterns:
+                levels = _fill(rule.topic, client_id, username)
+                if levels is not None:
+                    rules.append((rule, levels))
+        return ClientAcl(tuple(rules), default)
+
+
+def _fill(topic: str, client_id: str, username: str | None) -> tuple[str, ...] | None:
+    """A pattern's levels with %c / %u filled, or None when a slot has nothing to fill it."""
+    out = []
+    for level in _levels(topic):
+        value = {"%c": client_id, "%u": username or ""}.get(level, level)
+        if not value and level in ("%c", "%u"):  # empty id or no username: never matches
+            return None
+        out.append(value)
+    return tuple(out)
+
+
+def _parse_rule(kind: str, rest: str, user: str | None, source: str, line: int) -> Rule:
+    if not rest:
+        raise AclError(source, line, f"missing topic after `{kind}`")
+    first, _, topic = rest.partition(" ")
+    topic = topic.strip()
+    if not topic:  # one word: the topic, with readwrite access
+        first, topic = "readwrite", first
+    try:
+        grant = Grant(first)
+    except ValueError:
+        reason = f"bad access {first!r}: read, write, readwrite or deny"
+        raise AclError(source, line, reason) from None
+    if not valid_topic_filter(topic) or topic.startswith("$share/"):
+        raise AclError(source, line, f"invalid topic filter {topic!r}")
+    if kind == "pattern":
+        for level in _levels(topic):
+            if level not in ("%c", "%u") and ("%c" in level or "%u" in level):
+                raise AclError(
+                    source, line, f"%c / %u must fill a whole topic level, not {level!r}"
+                )
+    return Rule(kind, grant, topic, None if kind == "pattern" else user, source, line)
