@@ -1,9 +1,12 @@
-"""`roost broker ...` subcommands."""
+"""`roost broker run|check-config`."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+
+from roost.broker import config as cfg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -11,12 +14,76 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = actions.add_parser("run", help="run the broker")
     run.add_argument("--config", help="TOML configuration file")
-    run.set_defaults(func=_not_yet)
+    run.add_argument("--bind", action="append", metavar="HOST:PORT",
+                     help="listen here (repeatable); port 0 picks a free port")
+    run.add_argument("--allow-anonymous", action="store_true",
+                     help="accept clients without credentials (loopback binds only)")
+    run.add_argument("--data-dir", help="directory for the durable store")
+    run.add_argument("--durability", choices=("batched", "strict"))
+    run.add_argument("--acl-file", help="ACL file (not supported yet)")
+    run.add_argument("--log-level", choices=cfg.LOG_LEVELS)
+    run.set_defaults(func=_run)
     check = actions.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
-    check.set_defaults(func=_not_yet)
+    check.set_defaults(func=_check)
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(f"roost broker {args.action}: not implemented yet", file=sys.stderr)
-    return 2
+def _check(args: argparse.Namespace) -> int:
+    try:
+        cfg.load(args.file)
+    except OSError as e:
+        print(f"{args.file}: {e.strerror}", file=sys.stderr)
+        return 1
+    except cfg.ConfigError as e:
+        print(f"{args.file}:{e.line}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _build(args: argparse.Namespace) -> cfg.Config:
+    from dataclasses import replace  # noqa: PLC0415 - only needed at startup
+
+    config = cfg.load(args.config) if args.config else None
+    if config is None:
+        if not args.bind:
+            raise cfg.ConfigError("give --config FILE or --bind HOST:PORT")
+        config = cfg.Config(listeners=[cfg.parse_bind(b) for b in args.bind])
+    elif args.bind:
+        config = replace(config, listeners=[cfg.parse_bind(b) for b in args.bind])
+    from pathlib import Path  # noqa: PLC0415
+
+    changes: dict[str, object] = {}
+    if args.data_dir:
+        changes["data_dir"] = Path(args.data_dir)
+    if args.durability:
+        changes["durability"] = args.durability
+    if args.log_level:
+        changes["log_level"] = args.log_level
+    if args.acl_file:
+        changes["acl_file"] = Path(args.acl_file)
+    if args.allow_anonymous:
+        changes["settings"] = replace(config.settings, allow_anonymous=True)
+    config = replace(config, **changes)  # type: ignore[arg-type]
+    cfg.check_anonymous(config)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = _build(args)
+    except OSError as e:
+        print(f"roost broker: {args.config}: {e.strerror}", file=sys.stderr)
+        return 1
+    except cfg.ConfigError as e:
+        where = f"{args.config}:{e.line}: " if args.config and e.line else ""
+        print(f"roost broker: {where}{e}", file=sys.stderr)
+        return 1
+    if config.acl_file is not None:
+        print("roost broker: ACL files are not supported yet", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from roost.broker import server  # noqa: PLC0415 - keeps check-config light
+
+    server.run(config)
+    return 0

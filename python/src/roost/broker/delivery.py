@@ -1,0 +1,191 @@
+"""Outgoing PUBLISH flow for one session: in-flight window, queue, acks, resends.
+
+QoS 0 goes straight to a connected client and is never queued. QoS 1/2 take a packet id
+while fewer than `send_quota` are in flight (the client's receive maximum capped by our
+`max_inflight`); the rest wait in the session queue, at most `max_queued_messages`.
+Drop policy when the queue is full: the new message is dropped (the queue keeps the
+oldest, as Mosquitto does) and counted in `stats.dropped`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from roost.broker.connection import Connection
+from roost.broker.message import Message, Outgoing
+from roost.broker.session import Session
+from roost.broker.settings import Settings
+from roost.broker.store import Store
+from roost.broker.sysinfo import Stats
+from roost.mqtt.codec import encode
+from roost.mqtt.packets import MQTT_5, PropertyId, Publish, PubRel
+
+_EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
+_SUB_ID = PropertyId.SUBSCRIPTION_IDENTIFIER
+_ALIAS = PropertyId.TOPIC_ALIAS
+
+
+class Deliverer:
+    def __init__(self, settings: Settings, store: Store, stats: Stats) -> None:
+        self.settings = settings
+        self.store = store
+        self.stats = stats
+        # Fan-out encodes a message once per shape: the last message's encodings by
+        # (version, qos, retain, sub_ids, dup, remaining expiry); QoS > 0 templates get
+        # their packet id patched in at `offset`.
+        self._cache_msg: Message | None = None
+        self._cache: dict[tuple[object, ...], tuple[bytes, int]] = {}
+
+    def deliver(self, s: Session, out: Outgoing, now: float) -> None:
+        """Send, queue or drop one delivery; `out.seq` and `packet_id` are set here."""
+        conn = s.conn
+        if out.qos == 0:
+            if conn is not None and conn.connected:
+                self._send(conn, out, False, now)
+            return
+        out.seq = s.next_seq
+        s.next_seq += 1
+        if conn is not None and conn.connected and not s.queue \
+                and len(s.inflight) < conn.send_quota:
+            out.packet_id = pid = s.new_packet_id()
+            s.inflight[pid] = out
+            if s.persistent:
+                self.store.save_outgoing(s.client_id, out, True)
+            if not self._send(conn, out, False, now):
+                self._finish(s, pid)
+            return
+        if len(s.queue) >= self.settings.max_queued_messages:
+            self.stats.dropped += 1
+            return
+        s.queue.append(out)
+        if s.persistent:
+            self.store.save_outgoing(s.client_id, out, True)
+
+    def pump(self, s: Session, now: float) -> None:
+        """Move queued messages into free in-flight slots of a connected session."""
+        conn = s.conn
+        if conn is None or not conn.connected:
+            return
+        queue = s.queue
+        while queue and len(s.inflight) < conn.send_quota:
+            out = queue.popleft()
+            msg = out.message
+            if msg.expires_at is not None and msg.expires_at <= now:
+                self._forget(s, out)
+                continue
+            out.packet_id = pid = s.new_packet_id()
+            s.inflight[pid] = out
+            if s.persistent:
+                self.store.save_outgoing(s.client_id, out, False)
+            if not self._send(conn, out, False, now):
+                self._finish(s, pid)
+
+    def resend(self, s: Session, now: float) -> None:
+        """On session resume: resend every in-flight message (DUP) or PUBREL, in order."""
+        conn = s.conn
+        assert conn is not None
+        for pid, out in list(s.inflight.items()):
+            if out.released:
+                conn.send(PubRel(pid))
+                continue
+            msg = out.message
+            expired = msg.expires_at is not None and msg.expires_at <= now
+            if expired or not self._send(conn, out, True, now):
+                self._finish(s, pid)
+        self.pump(s, now)
+
+    def acked(self, s: Session, packet_id: int, now: float) -> bool:
+        """PUBACK, or PUBCOMP of a released QoS 2, or a failed PUBREC: slot freed."""
+        if packet_id not in s.inflight:
+            return False
+        self._finish(s, packet_id)
+        self.pump(s, now)
+        return True
+
+    def received(self, s: Session, packet_id: int) -> bool:
+        """PUBREC: the QoS 2 message is now the client's; PUBREL follows."""
+        out = s.inflight.get(packet_id)
+        if out is None:
+            return False
+        if not out.released:
+            out.released = True
+            if s.persistent:
+                self.store.save_outgoing(s.client_id, out, False)
+        return True
+
+    def _finish(self, s: Session, packet_id: int) -> None:
+        out = s.inflight.pop(packet_id)
+        if s.persistent:
+            self.store.delete_outgoing(s.client_id, out.seq)
+
+    def _forget(self, s: Session, out: Outgoing) -> None:
+        if s.persistent:
+            self.store.delete_outgoing(s.client_id, out.seq)
+
+    def _send(self, conn: Connection, out: Outgoing, dup: bool, now: float) -> bool:
+        """Write one PUBLISH; False if it exceeds the client's maximum packet size."""
+        msg = out.message
+        version = conn.version
+        remaining = 0
+        if msg.expires_at is not None:
+            remaining = max(1, math.ceil(msg.expires_at - now))
+        if conn.alias_out_max and version == MQTT_5:
+            data = self._encode_aliased(conn, out, dup, remaining)
+        else:
+            if self._cache_msg is not msg:
+                self._cache_msg = msg
+                self._cache = {}
+            qos = out.qos
+            key = (version, qos, out.retain, out.sub_ids, dup, remaining)
+            entry = self._cache.get(key)
+            if entry is None:
+                data = _encode(out, version, dup, remaining, topic=msg.topic, alias=None)
+                self._cache[key] = (data, _pid_offset(data, msg.topic))
+            elif qos:
+                data, at = entry
+                data = b"".join((data[:at], out.packet_id.to_bytes(2, "big"), data[at + 2:]))
+            else:
+                data = entry[0]
+        if len(data) > conn.max_out_size:
+            self.stats.dropped += 1
+            return False
+        conn.write(data)
+        self.stats.messages_sent += 1
+        return True
+
+    def _encode_aliased(self, conn: Connection, out: Outgoing, dup: bool,
+                        remaining: int) -> bytes:
+        """Server-to-client topic aliases: the first sends of a topic take an alias
+        while the client allows more; later sends of it carry only the alias."""
+        topic = out.message.topic
+        alias = conn.alias_out.get(topic)
+        if alias is not None:
+            return _encode(out, MQTT_5, dup, remaining, topic="", alias=alias)
+        if len(conn.alias_out) >= conn.alias_out_max:
+            return _encode(out, MQTT_5, dup, remaining, topic=topic, alias=None)
+        alias = conn.alias_out[topic] = len(conn.alias_out) + 1
+        return _encode(out, MQTT_5, dup, remaining, topic=topic, alias=alias)
+
+
+def _encode(out: Outgoing, version: int, dup: bool, remaining: int, *, topic: str,
+            alias: int | None) -> bytes:
+    msg = out.message
+    props = msg.properties
+    if version == MQTT_5 and (out.sub_ids or remaining or alias):
+        props = dict(props)
+        if out.sub_ids:
+            props[_SUB_ID] = list(out.sub_ids)
+        if remaining:
+            props[_EXPIRY] = remaining
+        if alias:
+            props[_ALIAS] = alias
+    packet = Publish(topic, msg.payload, out.qos, out.retain, dup, out.packet_id or None, props)
+    return encode(packet, version)
+
+
+def _pid_offset(data: bytes, topic: str) -> int:
+    """Where the packet id sits in an encoded PUBLISH: after header and topic."""
+    i = 1
+    while data[i] & 0x80:
+        i += 1
+    return i + 1 + 2 + len(topic.encode())

@@ -1,0 +1,379 @@
+"""The sans-IO broker: bytes in, bytes out, time passed in as `now`.
+
+    broker = Broker(settings, store, now=now)
+    conn = broker.connection_made(peer, now)
+    broker.data_received(conn, data, now)
+    for c in broker.take_dirty():  # write c.take_output(); close if c.closing
+    broker.connection_lost(conn, now)
+    broker.tick(now)  # timeouts, will delays, session expiry, $SYS; returns next deadline
+
+No asyncio, sockets or clocks here; `server` does the I/O and `store` the disk.
+Session lifecycle (CONNECT, takeover, wills, expiry) lives in `lifecycle`, the
+outgoing flow in `delivery`; this module dispatches packets and routes messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from roost.broker.connection import Connection
+from roost.broker.delivery import Deliverer
+from roost.broker.lifecycle import Lifecycle
+from roost.broker.message import Message, Outgoing
+from roost.broker.policy import AnonymousPolicy, Policy
+from roost.broker.retained import RetainedIndex
+from roost.broker.router import Router, SubOptions
+from roost.broker.session import Session
+from roost.broker.settings import Settings
+from roost.broker.store import Store
+from roost.broker.sysinfo import Stats
+from roost.broker.topics import parse_shared, valid_topic_filter, valid_topic_name
+from roost.mqtt.codec import Decoder
+from roost.mqtt.errors import ProtocolError, RemoteProtocolError, UnsupportedProtocolVersion
+from roost.mqtt.packets import (
+    MQTT_5,
+    ConnAck,
+    Connect,
+    Disconnect,
+    PingReq,
+    PropertyId,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    ReasonCode,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
+
+log = logging.getLogger("roost.broker")
+
+_ALIAS = PropertyId.TOPIC_ALIAS
+_EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
+_NOT_FOUND = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+
+
+def _ack(conn: Connection, first: int, pid: int) -> None:
+    """PUBACK/PUBREC/PUBREL/PUBCOMP with reason 0: the same 4 bytes in 3.1.1 and 5.0."""
+    conn.write(bytes((first, 2, pid >> 8, pid & 0xFF)))
+
+
+class Broker:
+    def __init__(self, settings: Settings, store: Store, *, now: float = 0.0,
+                 policy: Policy | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.policy: Policy = policy or AnonymousPolicy(settings.allow_anonymous)
+        self.stats = Stats(started=now)
+        self.router = Router()
+        self.retained: RetainedIndex[Message] = RetainedIndex()
+        self.sessions: dict[str, Session] = {}
+        self.connections: dict[Connection, None] = {}
+        self._dirty: dict[Connection, None] = {}
+        self.deliverer = Deliverer(settings, store, self.stats)
+        self.lifecycle = Lifecycle(self)
+        self.router.available = self._available
+        self._next_sys = now + settings.sys_interval if settings.sys_interval > 0 else 0.0
+        self._handlers: dict[type[Any], Callable[[Connection, Any, float], None]] = {
+            Connect: self.lifecycle.connect,
+            Publish: self._on_publish,
+            PubAck: self._on_puback,
+            PubRec: self._on_pubrec,
+            PubRel: self._on_pubrel,
+            PubComp: self._on_puback,
+            Subscribe: self._on_subscribe,
+            Unsubscribe: self._on_unsubscribe,
+            PingReq: self._on_pingreq,
+            Disconnect: self.lifecycle.disconnect,
+        }
+        self.lifecycle.load(now)
+
+    def _available(self, client_id: str) -> bool:
+        s = self.sessions.get(client_id)
+        return s is not None and s.conn is not None
+
+    # -- the I/O boundary ---------------------------------------------------------
+
+    def connection_made(self, peer: str, now: float) -> Connection:
+        decoder = Decoder(max_packet_size=self.settings.max_packet_size, server=True)
+        conn = Connection(peer, now, decoder, self._dirty)
+        self.connections[conn] = None
+        limit = self.settings.max_connections
+        if limit and len(self.connections) > limit:
+            log.warning("refusing %s: max_connections (%d) reached", peer, limit)
+            conn.close()
+        return conn
+
+    def data_received(self, conn: Connection, data: bytes, now: float) -> None:
+        if conn.closing:
+            return
+        conn.last_seen = now
+        self.stats.bytes_received += len(data)
+        try:
+            packets = conn.decoder.feed(data)
+            handlers = self._handlers
+            for packet in packets:
+                handlers[type(packet)](conn, packet, now)
+                if conn.closing:
+                    return
+        except RemoteProtocolError as e:
+            self._protocol_error(conn, e)
+        except Exception:  # a bug of ours must not take other clients down
+            log.exception("internal error on %r; closing it", conn)
+            if conn.connected and conn.version == MQTT_5:
+                conn.send(Disconnect(ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR))
+            conn.close()
+
+    def connection_lost(self, conn: Connection, now: float) -> None:
+        if conn.lost:
+            return
+        conn.lost = True
+        self.connections.pop(conn, None)
+        self._dirty.pop(conn, None)
+        self.lifecycle.detach(conn, now)
+
+    def take_dirty(self) -> list[Connection]:
+        """Connections with output to write or waiting to be closed; clears the set."""
+        dirty = list(self._dirty)
+        self._dirty.clear()
+        return dirty
+
+    def tick(self, now: float) -> float:
+        """Run timers; returns when the next tick is wanted."""
+        self.lifecycle.tick(now)
+        interval = self.settings.sys_interval
+        if interval > 0 and now >= self._next_sys:
+            self._next_sys = now + interval
+            self.publish_sys(now)
+        return now + 1.0
+
+    def shutdown(self, now: float) -> None:
+        """Tell v5 clients the server is going away; keep their sessions."""
+        self.lifecycle.shutdown(now)
+
+    def _protocol_error(self, conn: Connection, e: RemoteProtocolError) -> None:
+        log.info("closing %r: %s (reason 0x%02X)", conn, e, e.reason_code)
+        if conn.connected:
+            if conn.version == MQTT_5:
+                props = {PropertyId.REASON_STRING: str(e)[:200]}
+                conn.send(Disconnect(e.reason_code, props))
+        elif isinstance(e, UnsupportedProtocolVersion):
+            conn.write(b"\x20\x02\x00\x01")  # 3.1.1 CONNACK: unacceptable protocol version
+        elif getattr(conn.decoder, "version", None) == MQTT_5:
+            conn.version = MQTT_5
+            conn.send(ConnAck(False, e.reason_code, {PropertyId.REASON_STRING: str(e)[:200]}))
+        conn.close()
+
+    # -- publishing ---------------------------------------------------------------
+
+    def publish(self, msg: Message, publisher: str | None, now: float) -> bool:
+        """Retain if asked, route to subscribers; True if anyone matched."""
+        if msg.retain:
+            topic = msg.topic
+            keep = not topic.startswith("$SYS/")  # rebuilt every sys_interval anyway
+            if msg.payload:
+                self.retained.set(topic, msg)
+                if keep:
+                    self.store.set_retained(topic, msg)
+            elif self.retained.delete(topic) and keep:
+                self.store.set_retained(topic, None)
+        return self.route(msg, publisher, now)
+
+    def route(self, msg: Message, publisher: str | None, now: float) -> bool:
+        matches = self.router.match(msg.topic, publisher)
+        if not matches:
+            return False
+        sessions = self.sessions
+        deliver = self.deliverer.deliver
+        mqos = msg.qos
+        retain = msg.retain
+        if len(matches) == 1:
+            client_id, o = matches[0]
+            s = sessions.get(client_id)
+            if s is not None:
+                ids = () if o.subscription_id is None else (o.subscription_id,)
+                deliver(s, Outgoing(0, msg, min(mqos, o.qos), retain and o.retain_as_published,
+                                    ids), now)
+            return True
+        # Overlapping subscriptions: one copy per client, with the highest QoS and
+        # every matching subscription identifier (MQTT 5.0 section 4.8.2... 3.3.4).
+        merged: dict[str, tuple[int, bool, list[int]]] = {}
+        for client_id, o in matches:
+            q, r, ids_ = merged.get(client_id, (0, False, []))
+            if o.subscription_id is not None:
+                ids_.append(o.subscription_id)
+            merged[client_id] = (max(q, o.qos), r or o.retain_as_published, ids_)
+        for client_id, (q, r, ids_) in merged.items():
+            s = sessions.get(client_id)
+            if s is not None:
+                deliver(s, Outgoing(0, msg, min(mqos, q), retain and r, tuple(sorted(ids_))), now)
+        return True
+
+    def publish_sys(self, now: float) -> None:
+        stats = self.stats
+        stats.clients_connected = sum(1 for s in self.sessions.values() if s.conn is not None)
+        stats.clients_total = len(self.sessions)
+        stats.retained = len(self.retained)
+        stats.subscriptions = len(self.router)
+        for topic, value in stats.topics(now):
+            self.publish(Message(topic, value.encode(), 0, True), None, now)
+
+    def _valid_topic(self, topic: str, wildcards: bool) -> bool:
+        s = self.settings
+        if wildcards:
+            ok = valid_topic_filter(topic, max_levels=s.max_topic_levels)
+        else:
+            ok = valid_topic_name(topic, max_levels=s.max_topic_levels)
+        limit = s.max_topic_length
+        return ok and (len(topic) <= limit or len(topic.encode()) <= limit)
+
+    # -- packets from clients -----------------------------------------------------
+
+    def _on_publish(self, conn: Connection, p: Publish, now: float) -> None:
+        s = conn.session
+        assert s is not None
+        self.stats.messages_received += 1
+        topic = p.topic
+        props = p.properties
+        if props and conn.version == MQTT_5 and _ALIAS in props:
+            alias = props[_ALIAS]
+            if not 0 < alias <= self.settings.topic_alias_maximum:
+                raise ProtocolError(f"topic alias {alias} out of range",
+                                    ReasonCode.TOPIC_ALIAS_INVALID)
+            if topic:
+                conn.alias_in[alias] = topic
+            else:
+                found = conn.alias_in.get(alias)
+                if found is None:
+                    raise ProtocolError(f"unknown topic alias {alias}")
+                topic = found
+            props = {k: v for k, v in props.items() if k != _ALIAS}
+        if not self._valid_topic(topic, False):
+            raise ProtocolError(f"invalid topic name {topic[:100]!r}",
+                                ReasonCode.TOPIC_NAME_INVALID)
+        qos = p.qos
+        pid = p.packet_id or 0
+        if qos == 2:
+            if pid in s.incoming:  # a resend: routed already, exactly once
+                _ack(conn, 0x50, pid)
+                return
+            if len(s.incoming) >= self.settings.receive_maximum:
+                raise ProtocolError("receive maximum exceeded",
+                                    ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
+        if not self.policy.authorize_publish(conn, topic):
+            self._refuse_publish(conn, qos, pid)
+            return
+        expires = None
+        if props and _EXPIRY in props:
+            expires = now + props[_EXPIRY]
+        msg = Message(topic, p.payload, qos, p.retain, props, expires)
+        matched = self.publish(msg, conn.client_id, now)
+        if qos == 1:
+            if matched or conn.version != MQTT_5:
+                _ack(conn, 0x40, pid)
+            else:
+                conn.send(PubAck(pid, ReasonCode.NO_MATCHING_SUBSCRIBERS))
+        elif qos == 2:
+            s.incoming.add(pid)
+            if s.persistent:
+                self.store.add_incoming(s.client_id, pid)
+            if matched or conn.version != MQTT_5:
+                _ack(conn, 0x50, pid)
+            else:
+                conn.send(PubRec(pid, ReasonCode.NO_MATCHING_SUBSCRIBERS))
+
+    def _refuse_publish(self, conn: Connection, qos: int, pid: int) -> None:
+        reason = ReasonCode.NOT_AUTHORIZED if conn.version == MQTT_5 else 0
+        if qos == 1:
+            conn.send(PubAck(pid, reason))
+        elif qos == 2:
+            conn.send(PubRec(pid, reason))
+
+    def _on_puback(self, conn: Connection, p: PubAck | PubComp, now: float) -> None:
+        assert conn.session is not None
+        self.deliverer.acked(conn.session, p.packet_id, now)
+
+    def _on_pubrec(self, conn: Connection, p: PubRec, now: float) -> None:
+        s = conn.session
+        assert s is not None
+        pid = p.packet_id
+        if p.reason_code >= 0x80:  # the client refused it: the exchange ends here
+            self.deliverer.acked(s, pid, now)
+        elif self.deliverer.received(s, pid):
+            _ack(conn, 0x62, pid)
+        else:
+            conn.send(PubRel(pid, _NOT_FOUND if conn.version == MQTT_5 else 0))
+
+    def _on_pubrel(self, conn: Connection, p: PubRel, now: float) -> None:
+        s = conn.session
+        assert s is not None
+        pid = p.packet_id
+        if pid in s.incoming:
+            s.incoming.discard(pid)
+            if s.persistent:
+                self.store.delete_incoming(s.client_id, pid)
+            _ack(conn, 0x70, pid)
+        else:
+            conn.send(PubComp(pid, _NOT_FOUND if conn.version == MQTT_5 else 0))
+
+    def _on_pingreq(self, conn: Connection, p: PingReq, now: float) -> None:
+        conn.write(b"\xd0\x00")
+
+    def _on_subscribe(self, conn: Connection, p: Subscribe, now: float) -> None:
+        s = conn.session
+        assert s is not None
+        v5 = conn.version == MQTT_5
+        sub_id = p.properties.get(PropertyId.SUBSCRIPTION_IDENTIFIER) if v5 else None
+        codes: list[int] = []
+        retained: list[tuple[str, SubOptions]] = []
+        for sub in p.subscriptions:
+            f = sub.topic_filter
+            if not self._valid_topic(f, True):
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80)
+                continue
+            group, inner = parse_shared(f)
+            if group is not None and sub.no_local:
+                raise ProtocolError("no local on a shared subscription")
+            if not self.policy.authorize_subscribe(conn, f):
+                codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)
+                continue
+            rh = int(sub.retain_handling)
+            opts = SubOptions(sub.qos, sub.no_local, sub.retain_as_published, rh, sub_id)
+            existed = self.router.subscribe(s.client_id, f, opts)
+            if s.persistent:
+                self.store.save_subscription(s.client_id, f, opts)
+            codes.append(sub.qos)
+            # Shared subscriptions get no retained messages (MQTT 5.0 section 4.8.2).
+            if group is None and (rh == 0 or (rh == 1 and not existed)):
+                retained.append((inner, opts))
+        conn.send(SubAck(p.packet_id, tuple(codes)))
+        for f, opts in retained:
+            self._send_retained(s, f, opts, now)
+
+    def _send_retained(self, s: Session, topic_filter: str, opts: SubOptions,
+                       now: float) -> None:
+        ids = () if opts.subscription_id is None else (opts.subscription_id,)
+        for topic, msg in self.retained.match(topic_filter):
+            if msg.expires_at is not None and msg.expires_at <= now:
+                self.retained.delete(topic)
+                self.store.set_retained(topic, None)
+                continue
+            self.deliverer.deliver(s, Outgoing(0, msg, min(msg.qos, opts.qos), True, ids), now)
+
+    def _on_unsubscribe(self, conn: Connection, p: Unsubscribe, now: float) -> None:
+        s = conn.session
+        assert s is not None
+        codes: list[int] = []
+        for f in p.topic_filters:
+            if self.router.unsubscribe(s.client_id, f):
+                if s.persistent:
+                    self.store.delete_subscription(s.client_id, f)
+                codes.append(ReasonCode.SUCCESS)
+            else:
+                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
+        conn.send(UnsubAck(p.packet_id, tuple(codes) if conn.version == MQTT_5 else ()))

@@ -1,0 +1,167 @@
+"""The one module that does network I/O: asyncio Protocols around the sans-IO engine.
+
+Every socket event is handed to the engine with the wall-clock time; afterwards
+`flush()` writes whatever the engine queued for any connection and closes the ones it
+marked. Store commits happen here too: in strict mode before any reply of the chunk
+leaves, in batched mode `commit_interval` after the first uncommitted change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from roost.broker.config import Config
+from roost.broker.connection import Connection
+from roost.broker.engine import Broker
+from roost.broker.store import NullStore, SqliteStore, Store
+
+log = logging.getLogger("roost.broker")
+
+# A client that reads slower than we write is dropped beyond this much buffered output.
+MAX_WRITE_BUFFER = 64 * 1024 * 1024
+
+
+class _Protocol(asyncio.Protocol):
+    __slots__ = ("conn", "server", "transport")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        peer = transport.get_extra_info("peername")
+        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.conn = conn = self.server.broker.connection_made(name, time.time())
+        conn.handle = self
+        self.server.flush()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        server = self.server
+        server.broker.data_received(conn, data, time.time())
+        server.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        conn = self.conn
+        if conn is not None:
+            self.server.broker.connection_lost(conn, time.time())
+            self.server.flush()
+        self.transport = None
+
+
+def open_store(config: Config) -> Store:
+    if config.data_dir is None:
+        log.warning("no data_dir: retained messages and sessions will not survive a restart")
+        return NullStore()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(Path(config.data_dir) / "roost.db", strict=config.durability == "strict")
+
+
+class Server:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.strict = config.durability == "strict"
+        self.broker = Broker(config.settings, store, now=time.time())
+        self.servers: list[asyncio.Server] = []
+        self._commit_handle: asyncio.TimerHandle | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+
+    async def start(self) -> list[tuple[str, int]]:
+        """Listen on every configured address; returns the bound (host, port) pairs."""
+        loop = asyncio.get_running_loop()
+        bound = []
+        for listener in self.config.listeners:
+            srv = await loop.create_server(lambda: _Protocol(self), listener.host,
+                                           listener.port, backlog=4096, reuse_address=True)
+            self.servers.append(srv)
+            for sock in srv.sockets:
+                host, port = sock.getsockname()[:2]
+                bound.append((host, port))
+        self._tick()
+        return bound
+
+    def flush(self) -> None:
+        store = self.store
+        if store.dirty:
+            if self.strict:
+                store.commit()  # before any PUBACK/PUBREC of this chunk leaves
+            elif self._commit_handle is None:
+                loop = asyncio.get_running_loop()
+                self._commit_handle = loop.call_later(self.config.commit_interval, self._commit)
+        stats = self.broker.stats
+        for conn in self.broker.take_dirty():
+            proto = conn.handle
+            transport = proto.transport if proto is not None else None
+            if transport is None:
+                conn.out = []
+                continue
+            if conn.out:
+                data = conn.take_output()
+                stats.bytes_sent += len(data)
+                transport.write(data)
+                if not conn.closing and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                    log.warning("closing %r: it reads slower than it is sent to", conn)
+                    transport.abort()
+                    continue
+            if conn.closing:
+                transport.close()
+
+    def _commit(self) -> None:
+        self._commit_handle = None
+        self.store.commit()
+
+    def _tick(self) -> None:
+        now = time.time()
+        deadline = self.broker.tick(now)
+        self.flush()
+        loop = asyncio.get_running_loop()
+        self._tick_handle = loop.call_later(max(0.05, deadline - now), self._tick)
+
+    async def stop(self) -> None:
+        """Close listeners, say goodbye to v5 clients, commit and close the store."""
+        for srv in self.servers:
+            srv.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self.broker.shutdown(time.time())
+        self.flush()
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        await asyncio.sleep(0)  # let transports hand their last bytes to the kernel
+        self.store.close()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT; print each bound address on stderr."""
+    store = open_store(config)
+    server = Server(config, store)
+    for host, port in await server.start():
+        shown = f"[{host}]" if ":" in host else host
+        print(f"roost broker listening on {shown}:{port}", file=sys.stderr, flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+
+
+def run(config: Config) -> None:
+    """Run the broker on uvloop when it is installed, else on the stock event loop."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))

@@ -1,0 +1,163 @@
+"""Test helpers for the broker: an in-memory client wired to a sans-IO `Broker`, and a
+real `roost broker run` subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from roost.broker.engine import Broker
+from roost.broker.settings import Settings
+from roost.broker.store import SqliteStore
+from roost.mqtt.codec import Decoder, encode
+from roost.mqtt.packets import MQTT_5, ConnAck, Connect, Packet, Properties, Publish, Will
+
+T = TypeVar("T")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+
+class World:
+    """A broker on a real SQLite file, a clock the test moves, and in-memory clients."""
+
+    def __init__(self, path: Path, **settings: Any) -> None:
+        settings.setdefault("allow_anonymous", True)
+        settings.setdefault("sys_interval", 0)
+        self.path = path
+        self.settings = Settings(**settings)
+        self.clock = Clock()
+        self.store = SqliteStore(path / "roost.db")
+        self.broker = Broker(self.settings, self.store, now=self.clock.now)
+
+    def restart(self) -> None:
+        """Close the store (as a clean shutdown does) and load a new broker from it."""
+        self.broker.shutdown(self.clock.now)
+        self.broker.take_dirty()
+        self.store.close()
+        self.store = SqliteStore(self.path / "roost.db")
+        self.broker = Broker(self.settings, self.store, now=self.clock.now)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.now += seconds
+        self.broker.tick(self.clock.now)
+
+    def client(self, version: int = MQTT_5) -> Client:
+        return Client(self, version)
+
+    def connect(self, client_id: str, version: int = MQTT_5, *, clean: bool = True,
+                keepalive: int = 0, will: Will | None = None,
+                props: Properties | None = None) -> tuple[Client, ConnAck]:
+        c = self.client(version)
+        c.send(Connect(client_id, version, clean, keepalive, will=will,
+                       properties=props or {}))
+        ack = c.expect(ConnAck)
+        return c, ack
+
+
+class Client:
+    def __init__(self, world: World, version: int) -> None:
+        self.world = world
+        self.version = version
+        self.conn = world.broker.connection_made("test:1", world.clock.now)
+        self.decoder = Decoder(server=False, version=version)
+        self.inbox: list[Packet] = []
+
+    def send(self, *packets: Packet) -> None:
+        data = b"".join(encode(p, self.version) for p in packets)
+        self.world.broker.data_received(self.conn, data, self.world.clock.now)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.world.broker.data_received(self.conn, data, self.world.clock.now)
+
+    def packets(self) -> list[Packet]:
+        """Everything the broker sent to this client since the last call."""
+        self.world.broker.take_dirty()
+        data = self.conn.take_output()
+        found = self.inbox + (self.decoder.feed(data) if data else [])
+        self.inbox = []
+        return found
+
+    def expect(self, kind: type[T]) -> T:
+        found = self.packets()
+        assert found, f"expected a {kind.__name__}, got nothing"
+        first, rest = found[0], found[1:]
+        self.inbox = rest
+        assert isinstance(first, kind), f"expected {kind.__name__}, got {first!r}"
+        return first
+
+    def publishes(self) -> list[Publish]:
+        found = self.packets()
+        assert all(isinstance(p, Publish) for p in found), found
+        return [p for p in found if isinstance(p, Publish)]
+
+    @property
+    def closed(self) -> bool:
+        return self.conn.closing
+
+    def drop(self) -> None:
+        """The network connection goes away (no DISCONNECT)."""
+        self.world.broker.connection_lost(self.conn, self.world.clock.now)
+
+
+LISTENING = re.compile(r"roost broker listening on 127\.0\.0\.1:(\d+)")
+
+
+class RoostProcess:
+    """`python -m roost broker run` on 127.0.0.1:0; the port is read from stderr."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        args = [sys.executable, "-m", "roost", "broker", "run", "--bind", "127.0.0.1:0",
+                "--allow-anonymous", "--data-dir", str(data_dir), *extra]
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=self.log,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        assert self.proc.stderr is not None
+        self.port = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline().decode()
+            if not line:
+                break
+            self.log.write(line.encode())
+            m = LISTENING.search(line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        assert self.port, f"broker did not start; see {self.log_path}"
+        # Keep draining stderr so the broker never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if self.log.closed:
+                break
+            self.log.write(line)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.log.close()
+        return code
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
