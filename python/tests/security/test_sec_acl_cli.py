@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,6 @@ def test_wildcard_topic_for_read_is_refused(acl_file: Path) -> None:
 def test_registers_under_a_broker_parser(acl_file: Path) -> None:
     parser = argparse.ArgumentParser(prog="roost broker")
     acl_cli.add_parser(parser.add_subparsers(dest="action", required=True))
-    argv = "acl-test --client c --user dash --topic roost/a --access read".split()
+    argv = shlex.split("acl-test --client c --user dash --topic roost/a --access read")
     args = parser.parse_args([*argv, "--acl", str(acl_file)])
     assert args.func(args) == 0
