@@ -13,6 +13,11 @@ import time
 from pathlib import Path
 from typing import Any, TypeVar
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties as PahoProperties
+
 from roost.broker.engine import Broker
 from roost.broker.settings import Settings
 from roost.broker.store import SqliteStore
@@ -161,3 +166,57 @@ class RoostProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
         self.log.close()
+
+
+class Paho:
+    """A connected paho client that records what it receives."""
+
+    def __init__(self, port: int, client_id: str, protocol: MQTTProtocolVersion,
+                 *, persistent: bool = False) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.arrived = threading.Condition()
+        v5 = protocol == MQTTProtocolVersion.MQTTv5
+        clean = None if v5 else not persistent
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=protocol, clean_session=clean)
+        self.client.on_message = self._on_message
+        connected = threading.Event()
+        self.session_present = False
+
+        def on_connect(client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                       *rest: object) -> None:
+            self.session_present = flags.session_present
+            connected.set()
+
+        self.client.on_connect = on_connect
+        if v5 and persistent:
+            props = PahoProperties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 3600
+            self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        else:
+            self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert connected.wait(5), "no CONNACK"
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    msg: mqtt.MQTTMessage) -> None:
+        with self.arrived:
+            self.messages.append(msg)
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[mqtt.MQTTMessage]:
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while len(self.messages) < count and time.monotonic() < deadline:
+                self.arrived.wait(deadline - time.monotonic())
+            return list(self.messages)
+
+    def subscribe(self, topic: str, qos: int) -> None:
+        done = threading.Event()
+        self.client.on_subscribe = lambda *a: done.set()
+        self.client.subscribe(topic, qos)
+        assert done.wait(5), "no SUBACK"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

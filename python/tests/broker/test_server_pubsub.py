@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from harness import RoostProcess
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from harness import Paho, RoostProcess
+from paho.mqtt.enums import MQTTProtocolVersion
 
 PROTOCOLS = {"v311": MQTTProtocolVersion.MQTTv311, "v5": MQTTProtocolVersion.MQTTv5}
 
@@ -20,46 +17,6 @@ def roost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoostProcess]:
     proc = RoostProcess(tmp_path_factory.mktemp("roost") / "data")
     yield proc
     assert proc.stop() == 0
-
-
-class Paho:
-    """A connected paho client that records what it receives."""
-
-    def __init__(self, port: int, client_id: str, protocol: MQTTProtocolVersion,
-                 **connect: object) -> None:
-        self.messages: list[mqtt.MQTTMessage] = []
-        self.arrived = threading.Condition()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=protocol)
-        self.client.on_message = self._on_message
-        connected = threading.Event()
-        self.client.on_connect = lambda *a: connected.set()
-        self.client.connect("127.0.0.1", port, **connect)  # type: ignore[arg-type]
-        self.client.loop_start()
-        assert connected.wait(5), "no CONNACK"
-
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    msg: mqtt.MQTTMessage) -> None:
-        with self.arrived:
-            self.messages.append(msg)
-            self.arrived.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[mqtt.MQTTMessage]:
-        deadline = time.monotonic() + timeout
-        with self.arrived:
-            while len(self.messages) < count and time.monotonic() < deadline:
-                self.arrived.wait(deadline - time.monotonic())
-            return list(self.messages)
-
-    def subscribe(self, topic: str, qos: int) -> None:
-        done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
-        self.client.subscribe(topic, qos)
-        assert done.wait(5), "no SUBACK"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.mark.parametrize("name", PROTOCOLS)
