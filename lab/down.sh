@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Remove the lab: every container we labelled on the lab network, then the network.
+. "$(dirname "$0")/lib.sh"
+
+ids=$(docker ps -aq --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NAME")
+# shellcheck disable=SC2086
+[ -z "$ids" ] || docker rm -f $ids >/dev/null
+if docker network inspect "$LAB_NAME" >/dev/null 2>&1 && owned "$LAB_NAME"; then
+  docker network rm "$LAB_NAME" >/dev/null
+fi
+rm -rf "$ROOT/inventory/lab"
+log "lab down"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Write inventory/lab/ from the running lab containers. Ansible reaches them through the
+# docker connection plugin: no SSH daemon, no keys. group_vars come from lab/group_vars.
+. "$(dirname "$0")/lib.sh"
+
+out=$ROOT/inventory/lab
+mkdir -p "$out"
+ln -sfn ../../lab/group_vars "$out/group_vars"
+
+hosts_in() {
+  docker ps --filter "label=$LAB_LABEL=1" --filter "label=$LAB_LABEL.group=$1" \
+    --filter "network=$LAB_NAME" --format "{{.Label \"$LAB_LABEL.host\"}}" | sort -V
+}
+
+{
+  echo "# Written by lab/inventory.sh from the running lab; \`make lab\` rewrites it."
+  echo "all:"
+  echo "  vars:"
+  echo "    ansible_connection: community.docker.docker"
+  echo "    ansible_python_interpreter: /usr/bin/python3"
+  echo "  children:"
+  for group in brokers loadbalancers pis; do
+    echo "    $group:"
+    echo "      hosts:"
+    for host in $(hosts_in "$group"); do
+      echo "        $host:"
+      echo "          ansible_host: $LAB_NAME-$host"
+    done
+  done
+} >"$out/hosts.yml.tmp"
+mv "$out/hosts.yml.tmp" "$out/hosts.yml"

@@ -1,0 +1,37 @@
+# Shared settings and helpers for the lab scripts. Sourced, never run directly.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB_DIR=${LAB_DIR:-$ROOT/.lab}           # scratch space and logs (gitignored)
+LAB_NAME=${LAB_NAME:-roost-lab}          # docker network name and container prefix
+LAB_RELEASE=${LAB_RELEASE:-12}           # Debian release of the lab hosts: 12 or 13
+LAB_LABEL=io.roost.lab                   # label on every container and network we own
+IMAGE_REPO=roost-lab/debian
+
+log() { echo "lab: $*" >&2; }
+# One line that says why we stopped: the contract for every failure of `make lab`.
+die() { echo "lab: error: $*" >&2; exit 1; }
+trap 'echo "lab: error: $(basename "$0"): command failed: $BASH_COMMAND" >&2' ERR
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, dockerd and debootstrap need it)"
+}
+
+codename() {
+  case $1 in
+    12 | bookworm) echo bookworm ;;
+    13 | trixie) echo trixie ;;
+    *) die "unsupported Debian release '$1' (use 12 or 13)" ;;
+  esac
+}
+
+release_number() {
+  case $(codename "$1") in bookworm) echo 12 ;; trixie) echo 13 ;; esac
+}
+
+# The stable name Molecule and the lab use; it points at the newest good build.
+image_alias() { echo "$IMAGE_REPO:$(release_number "$LAB_RELEASE")"; }
+
+# True when we created this docker object (container or network).
+owned() { [ "$(docker inspect -f "{{ index .Config.Labels \"$LAB_LABEL\" }}" "$1" 2>/dev/null)" = 1 ] ||
+  [ "$(docker network inspect -f "{{ index .Labels \"$LAB_LABEL\" }}" "$1" 2>/dev/null)" = 1 ]; }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Start (or reconcile) the lab hosts: systemd containers on a private docker network,
+# BROKERS brokers, LBS load balancers and PIS Pis. Safe to run again: running hosts are
+# kept, missing ones started, surplus ones removed, hosts on an old image replaced.
+. "$(dirname "$0")/lib.sh"
+
+BROKERS=${BROKERS:-3}
+LBS=${LBS:-1}
+PIS=${PIS:-3}
+LAB_PORT=${LAB_PORT:-18883}   # 127.0.0.1 port forwarded to the first load balancer's 8883
+for n in BROKERS LBS PIS; do
+  [[ ${!n} =~ ^[0-9]+$ ]] && [ "${!n}" -le 200 ] || die "$n must be a number from 0 to 200"
+done
+[ "$BROKERS" -ge 1 ] || die "BROKERS must be at least 1"
+
+image=$(image_alias)
+image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
+  die "image $image is missing (run: make image)"
+
+# Systemd as PID 1 without --privileged (LAB.md): named capabilities, the host's cgroups,
+# tmpfs mounts systemd expects, and a private network with DNS between hosts.
+RUN_ARGS=(--detach --network "$LAB_NAME" --label "$LAB_LABEL=1"
+  --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE --cap-add SYS_NICE
+  --cap-add IPC_LOCK --cap-add NET_RAW
+  --cgroupns=host --volume /sys/fs/cgroup:/sys/fs/cgroup:rw
+  --tmpfs /run:exec --tmpfs /run/lock --tmpfs /tmp:exec)
+
+created=()
+network_created=
+undo() {
+  # A failed run leaves nothing it started: no orphan containers, no empty network.
+  for c in "${created[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
+  [ -z "$network_created" ] || docker network rm "$LAB_NAME" >/dev/null 2>&1 || true
+}
+trap 'undo' EXIT
+
+if docker network inspect "$LAB_NAME" >/dev/null 2>&1; then
+  owned "$LAB_NAME" || die "docker network '$LAB_NAME' exists and is not Roost's (set LAB_NAME)"
+else
+  docker network create --label "$LAB_LABEL=1" "$LAB_NAME" >/dev/null 2>"$LAB_DIR/net.err" ||
+    die "cannot create docker network '$LAB_NAME': $(tail -n1 "$LAB_DIR/net.err")"
+  network_created=1
+fi
+
+port_free() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+    "$1" 2>/dev/null
+}
+
+# start NAME GROUP [extra docker args]: make sure host NAME runs the current image.
+start() {
+  local name=$1 group=$2 container=$LAB_NAME-$1
+  shift 2
+  if docker container inspect "$container" >/dev/null 2>&1; then
+    owned "$container" || die "container '$container' exists and is not Roost's"
+    if [ "$(docker inspect -f '{{.Image}}' "$container")" = "$image_id" ]; then
+      [ "$(docker inspect -f '{{.State.Running}}' "$container")" = true ] ||
+        docker start "$container" >/dev/null
+      return
+    fi
+    log "replacing $container: the image changed"
+    docker rm -f "$container" >/dev/null
+  fi
+  local err=$LAB_DIR/run.err
+  created+=("$container")
+  docker run "${RUN_ARGS[@]}" --name "$container" --hostname "$name" \
+    --network-alias "$name" --label "$LAB_LABEL.group=$group" --label "$LAB_LABEL.host=$name" \
+    "$@" "$image" >/dev/null 2>"$err" ||
+    die "cannot start $container: $(tail -n1 "$err")"
+}
+
+wanted=()
+for i in $(seq 1 "$BROKERS"); do wanted+=("broker-$i brokers"); done
+for i in $(seq 1 "$LBS"); do wanted+=("lb-$i loadbalancers"); done
+for i in $(seq 1 "$PIS"); do wanted+=("pi-$i pis"); done
+
+# Surplus hosts from a bigger lab go first, so a smaller one can reuse names and ports.
+keep=" $(printf '%s\n' "${wanted[@]}" | cut -d' ' -f1 | tr '\n' ' ')"
+for c in $(docker ps -aq --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NAME"); do
+  host=$(docker inspect -f "{{ index .Config.Labels \"$LAB_LABEL.host\" }}" "$c")
+  case $keep in *" $host "*) ;; *) log "removing surplus host $host"; docker rm -f "$c" >/dev/null ;; esac
+done
+
+mkdir -p "$LAB_DIR"
+for entry in "${wanted[@]}"; do
+  read -r name group <<<"$entry"
+  if [ "$name" = lb-1 ] && ! docker container inspect "$LAB_NAME-lb-1" >/dev/null 2>&1; then
+    port_free "$LAB_PORT" || die "port 127.0.0.1:$LAB_PORT is taken (set LAB_PORT to a free port)"
+    start "$name" "$group" --publish "127.0.0.1:$LAB_PORT:8883"
+  else
+    start "$name" "$group"
+  fi
+done
+
+# Hosts are usable once systemd finishes booting; bounded wait.
+for entry in "${wanted[@]}"; do
+  read -r name _ <<<"$entry"
+  state=
+  for _ in $(seq 60); do
+    state=$(docker exec "$LAB_NAME-$name" systemctl is-system-running 2>/dev/null || true)
+    case $state in running | degraded) break ;; esac
+    sleep 0.5
+  done
+  case $state in
+    running) ;;
+    degraded) log "$name is degraded: $(docker exec "$LAB_NAME-$name" systemctl --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')" ;;
+    *) die "$name did not finish booting within 30 s (state: ${state:-unknown})" ;;
+  esac
+done
+
+created=()
+network_created=
+log "lab up: $BROKERS brokers, $LBS load balancers, $PIS Pis on network $LAB_NAME"
