@@ -173,6 +173,11 @@ def user_props(msg: Message) -> list[tuple[str, str]]:
     return list(getattr(msg.properties, "UserProperty", []))
 
 
+def mprops(msg: Message) -> Any:
+    """A received message's v5 properties, as paho's untyped attribute bag."""
+    return msg.properties
+
+
 def mosquitto_pub(broker: Broker, version: int, *args: str) -> None:
     cmd = ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-V", _cli_v(version)]
     done = subprocess.run([*cmd, *args], capture_output=True, timeout=WAIT * 2, check=False)
