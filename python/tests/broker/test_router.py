@@ -164,12 +164,29 @@ def test_result_list_is_the_callers_to_keep() -> None:
     assert router.match("t") == [("a", SubOptions())]
 
 
-def test_cache_stays_bounded_and_correct() -> None:
-    router = Router(cache_size=4)
+@pytest.mark.parametrize("cache_size", [0, 1, 4])
+def test_cache_stays_bounded_and_correct(cache_size: int) -> None:
+    router = Router(cache_size=cache_size)
     router.subscribe("a", "t/+", SubOptions())
-    for i in range(20):
-        assert router.match(f"t/{i}") == [("a", SubOptions())]
+    for _ in range(3):
+        for i in range(20):
+            assert router.match(f"t/{i}") == [("a", SubOptions())]
+            assert len(router._cache) <= cache_size
+    router.subscribe("b", "t/#", SubOptions())
+    assert sorted(router.match("t/1")) == [("a", SubOptions()), ("b", SubOptions())]
     assert router.match("u/1") == []
+
+
+def test_cache_keeps_old_topics_then_starts_afresh() -> None:
+    router = Router(cache_size=3)
+    router.subscribe("a", "t/+", SubOptions())
+    for topic in ["t/0", "t/1", "t/2", "t/3", "t/4"]:
+        router.match(topic)
+    assert list(router._cache) == ["t/0", "t/1", "t/4"]  # the newest made way twice
+    router.match("t/5")
+    assert list(router._cache) == ["t/0", "t/1", "t/5"]
+    router.match("t/6")  # three evictions: a topic set that moved on takes over
+    assert list(router._cache) == ["t/6"]
 
 
 def test_round_robin_is_fair_and_rotates_when_cached() -> None:

@@ -74,34 +74,36 @@ class RetainedIndex(Generic[T]):
 
         Topics starting with `$` are not matched by a wildcard in the first level.
         """
-        if "+" not in topic_filter and "#" not in topic_filter:
-            message = self._messages.get(topic_filter)
-            return [] if message is None else [(topic_filter, message)]
-        found: list[str] = []
-        self._walk(self._root, topic_filter.split("/"), 0, found)
         messages = self._messages
-        return [(topic, messages[topic]) for topic in found]
+        if "+" not in topic_filter and "#" not in topic_filter:
+            return [(topic_filter, messages[topic_filter])] if topic_filter in messages else []
+        nodes = [self._root]
+        for depth, level in enumerate(topic_filter.split("/")):
+            if level == "#":
+                return [(topic, messages[topic]) for topic in _below(nodes, depth)]
+            found: list[_Node] = []
+            if level == "+":
+                for node in nodes:
+                    if depth == 0:  # "$" topics: no wildcard at the first level
+                        found.extend(c for k, c in node.children.items() if k[:1] != "$")
+                    else:
+                        found.extend(node.children.values())
+            else:
+                for node in nodes:
+                    exact = node.children.get(level)
+                    if exact is not None:
+                        found.append(exact)
+            nodes = found
+        return [(node.topic, messages[node.topic]) for node in nodes if node.topic is not None]
 
-    def _walk(self, node: _Node, levels: list[str], depth: int, found: list[str]) -> None:
-        if depth == len(levels):
-            if node.topic is not None:
-                found.append(node.topic)
-            return
-        level = levels[depth]
-        if level == "#":
-            if node.topic is not None and depth > 0:
-                found.append(node.topic)  # "a/#" also matches "a"
-            stack = [c for k, c in node.children.items() if not (depth == 0 and k[:1] == "$")]
-            while stack:
-                below = stack.pop()
-                if below.topic is not None:
-                    found.append(below.topic)
-                stack.extend(below.children.values())
-        elif level == "+":
-            for key, child in node.children.items():
-                if not (depth == 0 and key[:1] == "$"):
-                    self._walk(child, levels, depth + 1, found)
-        else:
-            exact = node.children.get(level)
-            if exact is not None:
-                self._walk(exact, levels, depth + 1, found)
+
+def _below(nodes: list[_Node], depth: int) -> list[str]:
+    """Topics at and under `nodes` for a "#" at `depth`: "a/#" also matches "a"."""
+    found = [] if depth == 0 else [n.topic for n in nodes if n.topic is not None]
+    stack = [c for n in nodes for k, c in n.children.items() if depth > 0 or k[:1] != "$"]
+    while stack:
+        node = stack.pop()
+        if node.topic is not None:
+            found.append(node.topic)
+        stack.extend(node.children.values())
+    return found

@@ -74,13 +74,15 @@ class _Entry:
 
 
 class Router:
-    def __init__(self, *, cache_size: int = 8192) -> None:
+    def __init__(self, *, cache_size: int = 65536) -> None:
         self.available: Callable[[str], bool] = lambda _: True
         self._root = _Node()
         self._clients: dict[str, dict[str, SubOptions]] = {}
         self._count = 0
         self._cache: dict[str, _Entry] = {}
         self._cache_size = cache_size
+        self._evictions = 0
+        self._no_local = 0  # subscriptions with No Local set; 0 skips that check
 
     def __len__(self) -> int:
         return self._count
@@ -108,26 +110,27 @@ class Router:
                 child = node.children[level] = _Node()
             node = child
         if group_name is None:
-            existed = client_id in node.subs
             node.subs[client_id] = options
         else:
             group = node.groups.get(group_name)
             if group is None:
                 group = node.groups[group_name] = _Group()
-            existed = client_id in group.members
-            if not existed:
+            if client_id not in group.members:
                 group.order.append(client_id)
             group.members[client_id] = options
-        self._clients.setdefault(client_id, {})[topic_filter] = options
-        if not existed:
-            self._count += 1
-        self._cache.clear()
-        return existed
+        filters = self._clients.setdefault(client_id, {})
+        previous = filters.get(topic_filter)
+        filters[topic_filter] = options
+        self._count += previous is None
+        self._no_local += options.no_local - (previous is not None and previous.no_local)
+        self._changed()
+        return previous is not None
 
     def unsubscribe(self, client_id: str, topic_filter: str) -> bool:
         """Remove a subscription and prune emptied trie nodes; True if it existed."""
         filters = self._clients.get(client_id)
-        if filters is None or filters.pop(topic_filter, None) is None:
+        removed = None if filters is None else filters.pop(topic_filter, None)
+        if filters is None or removed is None:
             return False
         if not filters:
             del self._clients[client_id]
@@ -150,7 +153,8 @@ class Router:
                 break
             del path[depth - 1].children[levels[depth - 1]]
         self._count -= 1
-        self._cache.clear()
+        self._no_local -= removed.no_local
+        self._changed()
         return True
 
     def remove_client(self, client_id: str) -> None:
@@ -170,9 +174,7 @@ class Router:
         entry = self._cache.get(topic)
         if entry is None:
             entry = self._walk(topic)
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()  # cheaper than LRU bookkeeping on every hit
-            self._cache[topic] = entry
+            self._remember(topic, entry)
         if entry.no_local and publisher is not None:
             result = [m for m in entry.plain if not (m[1].no_local and m[0] == publisher)]
         else:
@@ -183,39 +185,59 @@ class Router:
                 result.append(chosen)
         return result
 
+    def _changed(self) -> None:
+        self._cache.clear()
+        self._evictions = 0
+
+    def _remember(self, topic: str, entry: _Entry) -> None:
+        # When the topics outgrow the cache, evict the newest entry so the older ones
+        # keep hitting (LRU would miss every time on a fleet's cyclic publishing), and
+        # start afresh after `cache_size` evictions so a new topic set takes over.
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            if self._evictions >= self._cache_size:
+                self._evictions = 0
+                cache.clear()
+            elif cache:
+                self._evictions += 1
+                cache.popitem()
+        if self._cache_size > 0:
+            cache[topic] = entry
+
     def _walk(self, topic: str) -> _Entry:
-        plain: list[Match] = []
-        groups: list[_Group] = []
-
-        def collect(node: _Node) -> None:
-            plain.extend(node.subs.items())
-            groups.extend(node.groups.values())
-
+        hits: list[_Node] = []  # nodes whose subscriptions match
         nodes = [self._root]
-        dollar = topic.startswith("$")  # first level: no "+" or "#" for "$" topics
+        wild = not topic.startswith("$")  # "$" topics: no "+" or "#" at the first level
         for level in topic.split("/"):
             found = []
             for node in nodes:
                 children = node.children
-                if not dollar:
-                    hash_node = children.get("#")
-                    if hash_node is not None:
-                        collect(hash_node)
-                    plus = children.get("+")
-                    if plus is not None:
-                        found.append(plus)
-                exact = children.get(level)
-                if exact is not None:
-                    found.append(exact)
+                if wild:
+                    below = children.get("#")
+                    if below is not None:
+                        hits.append(below)
+                    below = children.get("+")
+                    if below is not None:
+                        found.append(below)
+                below = children.get(level)
+                if below is not None:
+                    found.append(below)
             if not found:
                 break
             nodes = found
-            dollar = False
+            wild = True
         else:
             for node in nodes:
-                collect(node)
-                hash_node = node.children.get("#")
-                if hash_node is not None:
-                    collect(hash_node)  # "a/#" also matches "a"
-        no_local = any(options.no_local for _, options in plain)
+                hits.append(node)
+                below = node.children.get("#")
+                if below is not None:
+                    hits.append(below)  # "a/#" also matches "a"
+        plain: list[Match] = []
+        groups: list[_Group] = []
+        for node in hits:
+            if node.subs:
+                plain.extend(node.subs.items())
+            if node.groups:
+                groups.extend(node.groups.values())
+        no_local = self._no_local > 0 and any(options.no_local for _, options in plain)
         return _Entry(plain, no_local, groups)
