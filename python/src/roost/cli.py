@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     from roost.broker import cli as broker_cli
 
     broker_cli.register(sub)
-    _stub(sub, "agent", ["run", "check-config"], "the device agent (runs on every Pi)")
-    _stub(sub, "fleet", ["status"], "operator view of the fleet")
+    from roost.agent import cli as agent_cli  # noqa: PLC0415 (same lazy style as above)
+    from roost.fleet import cli as fleet_cli  # noqa: PLC0415
+
+    agent_cli.register(sub)
+    fleet_cli.register(sub)
     return parser
 
 

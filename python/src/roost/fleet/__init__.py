@@ -1,0 +1,1 @@
+"""Operator tools: `roost fleet status` reads the agents' retained status and telemetry."""
