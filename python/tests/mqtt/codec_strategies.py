@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
@@ -93,6 +94,7 @@ def _fix_auth(props: Properties) -> Properties:
     return props
 
 
+@cache
 def properties(where: int, *, exclude: frozenset[PropertyId] = frozenset()) -> Any:
     optional = {
         key: _value(key, where)
@@ -110,6 +112,7 @@ def _codes(version: int, codes: list[int]) -> Any:
     return st.sampled_from(codes) if version == MQTT_5 else st.just(0)
 
 
+@cache
 def connects(version: int) -> Any:
     def build(
         *,
@@ -139,6 +142,7 @@ def connects(version: int) -> Any:
     )
 
 
+@cache
 def publishes(version: int, *, from_client: bool) -> Any:
     exclude = frozenset({P.SUBSCRIPTION_IDENTIFIER}) if from_client else frozenset()
 
@@ -172,6 +176,7 @@ def _acks(version: int, kind: Any, ptype: int, codes: list[int]) -> Any:
     return st.builds(kind, packet_ids, _codes(version, codes), _props(version, ptype))
 
 
+@cache
 def subscriptions(version: int) -> Any:
     def build(topic_filter: str, qos: int, no_local: bool, rap: bool, rh: int) -> Subscription:
         if version != MQTT_5:
@@ -184,6 +189,7 @@ def subscriptions(version: int) -> Any:
     )
 
 
+@cache
 def client_packets(version: int) -> Any:
     """Packets a client sends, CONNECT excluded (it is only valid first)."""
     v5 = version == MQTT_5
@@ -221,6 +227,7 @@ def _connacks(version: int) -> Any:
     return st.builds(build, st.booleans(), codes, _props(version, T.CONNACK))
 
 
+@cache
 def server_packets(version: int) -> Any:
     v5 = version == MQTT_5
     suback_codes = SUBACK_CODES_V5 if v5 else [0, 1, 2, 0x80]
@@ -255,6 +262,7 @@ def server_packets(version: int) -> Any:
     return st.one_of(options)
 
 
+@cache
 def sessions(version: int) -> Any:
     """What a client sends on one connection: CONNECT, then a few packets."""
     return st.builds(
@@ -264,11 +272,17 @@ def sessions(version: int) -> Any:
     )
 
 
+@cache
 def any_packet() -> Any:
     """(version, from_client, packet) for any packet either side may send."""
-    return st.sampled_from(VERSIONS).flatmap(
-        lambda v: st.one_of(
-            st.tuples(st.just(v), st.just(True), connects(v) | client_packets(v)),
-            st.tuples(st.just(v), st.just(False), server_packets(v)),
-        )
+    return st.one_of(
+        [
+            st.tuples(st.just(v), st.just(client), side(v))
+            for v in VERSIONS
+            for client, side in ((True, _client_side), (False, server_packets))
+        ]
     )
+
+
+def _client_side(version: int) -> Any:
+    return connects(version) | client_packets(version)

@@ -2,6 +2,9 @@
 out (`encode`). The fixed header is checked as soon as its first byte arrives, and the
 packet size as soon as the remaining length is known, so a hostile peer can neither make
 us buffer an oversized body nor wait for one behind a byte that is already wrong.
+
+Bodies are decoded from `bytes`, not memoryviews: slicing and decoding bytes is about
+twice as fast in CPython, and a payload slice is then already the object we keep.
 """
 
 from __future__ import annotations
@@ -60,14 +63,26 @@ def _check_header(first: int, version: int | None, server: bool) -> None:
         raise ProtocolError(f"a server cannot send {T(kind).name}")
 
 
-def _decode_at(
-    buf: memoryview, pos: int, limit: int, *, version: int | None, server: bool, max_size: int
-) -> tuple[Packet, int]:
-    """Decode the packet starting at `pos`; return it and the position after it."""
-    if pos >= limit:
-        raise InsufficientData
+def _frame(
+    buf: bytes | memoryview,
+    pos: int,
+    limit: int,
+    *,
+    version: int | None,
+    server: bool,
+    max_size: int,
+) -> tuple[int, int]:
+    """Check the fixed header at `pos`; return where the body starts and the packet ends.
+
+    Raises InsufficientData only while the fixed header itself is incomplete; the
+    caller compares the returned end with what it holds.
+    """
     first = buf[pos]
-    _check_header(first, version, server)
+    # The hot path: a PUBLISH after CONNECT only needs its QoS and DUP bits checked.
+    if first >> 4 != T.PUBLISH or version is None or first & 0b0110 == 0b0110:
+        _check_header(first, version, server)
+    elif first & 0b1110 == 0b1000:
+        raise MalformedPacket("DUP set on a QoS 0 PUBLISH")
     cursor = pos + 1
     length = 0
     for shift in (0, 7, 14, 21):
@@ -85,10 +100,7 @@ def _decode_at(
     end = cursor + length
     if end - pos > max_size:
         raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the limit of {max_size}")
-    if end > limit:
-        raise InsufficientData
-    body = BODIES[first >> 4]
-    return body(buf, first & 0x0F, cursor, end, version=version or 0, server=server), end
+    return cursor, end
 
 
 def decode_one(
@@ -103,7 +115,15 @@ def decode_one(
     `version` None means "before CONNECT" (server side). Raises InsufficientData when
     `buf` holds only part of a packet, a RemoteProtocolError when the bytes are bad.
     """
-    return _decode_at(buf, 0, len(buf), version=version, server=server, max_size=max_packet_size)
+    limit = len(buf)
+    if not limit:
+        raise InsufficientData
+    start, end = _frame(buf, 0, limit, version=version, server=server, max_size=max_packet_size)
+    if end > limit:
+        raise InsufficientData
+    data = bytes(buf[:end])
+    body = BODIES[data[0] >> 4]
+    return body(data, data[0] & 0x0F, start, end, version=version or 0, server=server), end
 
 
 class Decoder:
@@ -126,6 +146,7 @@ class Decoder:
         self.server = server
         self.version = version
         self._pending = bytearray()
+        self._need = 0  # bytes the packet at the head of _pending needs, when known
         self._error: RemoteProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Packet]:
@@ -135,33 +156,48 @@ class Decoder:
         pending = self._pending
         if pending:
             pending += data
-        view = memoryview(pending if pending else data)
-        limit = len(view)
-        pos = 0
-        packets: list[Packet] = []
+            # A large packet arrives in many reads: wait for all of it before copying.
+            if len(pending) < self._need:
+                return []
+            source = bytes(pending)
+        else:
+            source = data if type(data) is bytes else bytes(data)
         try:
-            while pos < limit:
-                try:
-                    packet, pos = _decode_at(
-                        view,
-                        pos,
-                        limit,
-                        version=self.version,
-                        server=self.server,
-                        max_size=self.max_packet_size,
-                    )
-                except InsufficientData:
-                    break
-                packets.append(packet)
-                if self.version is None and isinstance(packet, Connect):
-                    self.version = packet.protocol_version
+            packets, pos = self._decode(source)
         except RemoteProtocolError as exc:
             self._error = exc
             raise
-        finally:
-            view.release()
-        if pending:
-            del pending[:pos]
-        elif pos < limit:
-            pending += data[pos:]
+        pending[:] = source[pos:]
         return packets
+
+    def _decode(self, source: bytes) -> tuple[list[Packet], int]:
+        packets: list[Packet] = []
+        limit = len(source)
+        pos = 0
+        self._need = 0
+        server = self.server
+        while pos < limit:
+            version = self.version
+            try:
+                start, end = _frame(
+                    source,
+                    pos,
+                    limit,
+                    version=version,
+                    server=server,
+                    max_size=self.max_packet_size,
+                )
+            except InsufficientData:
+                break
+            if end > limit:
+                self._need = end - pos
+                break
+            first = source[pos]
+            packet = BODIES[first >> 4](
+                source, first & 0x0F, start, end, version=version or 0, server=server
+            )
+            packets.append(packet)
+            pos = end
+            if version is None and isinstance(packet, Connect):
+                self.version = packet.protocol_version
+        return packets, pos

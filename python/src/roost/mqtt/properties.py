@@ -87,13 +87,13 @@ _NONZERO = frozenset(
 )
 
 
-def _read_pair(buf: memoryview, pos: int, end: int) -> tuple[tuple[str, str], int]:
+def _read_pair(buf: bytes, pos: int, end: int) -> tuple[tuple[str, str], int]:
     name, pos = read_str(buf, pos, end)
     value, pos = read_str(buf, pos, end)
     return (name, value), pos
 
 
-_READERS: tuple[Callable[[memoryview, int, int], tuple[Any, int]], ...] = (
+_READERS: tuple[Callable[[bytes, int, int], tuple[Any, int]], ...] = (
     read_u8,
     read_u16,
     read_u32,
@@ -114,7 +114,7 @@ def _check_value(key: PropertyId, value: Any) -> None:
         raise ProtocolError("invalid RESPONSE_TOPIC", ReasonCode.TOPIC_NAME_INVALID)
 
 
-def read_properties(buf: memoryview, pos: int, end: int, where: int) -> tuple[Properties, int]:
+def read_properties(buf: bytes, pos: int, end: int, where: int) -> tuple[Properties, int]:
     """Decode a property block for packet type `where` (or WILL)."""
     size, pos = read_varint(buf, pos, end)
     stop = pos + size

@@ -19,25 +19,25 @@ def malformed(what: str) -> MalformedPacket:
     return MalformedPacket(what)
 
 
-def read_u8(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_u8(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
         raise malformed("packet ends inside a byte field")
     return buf[pos], pos + 1
 
 
-def read_u16(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_u16(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos + 2 > end:
         raise malformed("packet ends inside a two-byte integer")
     return buf[pos] << 8 | buf[pos + 1], pos + 2
 
 
-def read_u32(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_u32(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos + 4 > end:
         raise malformed("packet ends inside a four-byte integer")
     return U32.unpack_from(buf, pos)[0], pos + 4
 
 
-def read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     value = 0
     for shift in (0, 7, 14, 21):
         if pos >= end:
@@ -53,10 +53,10 @@ def read_varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
     raise malformed("variable byte integer longer than four bytes")
 
 
-def text(raw: memoryview | bytes) -> str:
+def text(raw: bytes) -> str:
     """Decode an MQTT UTF-8 string: strict UTF-8 (which already refuses surrogates), no NUL."""
     try:
-        value = str(raw, "utf-8")
+        value = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise malformed("string is not well-formed UTF-8") from None
     if "\x00" in value:
@@ -64,7 +64,7 @@ def text(raw: memoryview | bytes) -> str:
     return value
 
 
-def read_str(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
+def read_str(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     size, pos = read_u16(buf, pos, end)
     stop = pos + size
     if stop > end:
@@ -72,12 +72,12 @@ def read_str(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
     return text(buf[pos:stop]), stop
 
 
-def read_bin(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
+def read_bin(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
     size, pos = read_u16(buf, pos, end)
     stop = pos + size
     if stop > end:
         raise malformed("binary data runs past the end of the packet")
-    return bytes(buf[pos:stop]), stop
+    return buf[pos:stop], stop
 
 
 _SMALL_VARINTS = tuple(bytes((n,)) for n in range(128))
