@@ -102,7 +102,11 @@ class Agent:
         for name, when in list(self.due.items()):
             if when > now:
                 continue
-            self.due[name] = max(when + self.intervals[name], now)  # no catch-up bursts
+            every = self.intervals[name]
+            if every > 0:
+                self.due[name] = max(when + every, now)  # no catch-up bursts
+            else:
+                del self.due[name]  # switched off; collect-now asked for one sample
             if name in BUILTINS:
                 value = self._safe(name, BUILTINS[name])
                 if value is not None:
