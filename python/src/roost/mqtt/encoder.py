@@ -69,22 +69,33 @@ def _topic_name(topic: str) -> bytes:
 
 
 def _publish(packet: Publish, version: int) -> bytes:
-    qos = _qos(packet.qos)
     topic = packet.topic
-    if "+" in topic or "#" in topic or (not topic and version != MQTT_5):
+    if "+" in topic or "#" in topic or "\x00" in topic or (not topic and version != MQTT_5):
         raise LocalProtocolError(f"invalid PUBLISH topic {topic!r}")
-    head = str_field(topic)
-    if qos:
-        head += _packet_id(packet.packet_id)
-    elif packet.packet_id is not None:
-        raise LocalProtocolError("a QoS 0 PUBLISH has no packet identifier")
-    elif packet.dup:
-        raise LocalProtocolError("a QoS 0 PUBLISH cannot be a duplicate")
+    try:
+        raw = topic.encode()
+    except UnicodeEncodeError:
+        raise LocalProtocolError("topic is not encodable as UTF-8") from None
+    if len(raw) > 0xFFFF:
+        raise LocalProtocolError("topic longer than 65535 bytes")
+    qos = packet.qos
+    packet_id = packet.packet_id
+    if qos == 1 or qos == 2:  # noqa: PLR1714 - faster than a tuple test on the hot path
+        if not packet_id or packet_id > 0xFFFF:
+            raise LocalProtocolError(f"invalid packet identifier {packet_id!r}")
+        ident = U16.pack(packet_id)
+    elif qos or packet_id is not None or packet.dup:
+        raise LocalProtocolError("invalid QoS, or a QoS 0 PUBLISH with a packet id or DUP")
+    else:
+        ident = b""
+    props = b""
     if version == MQTT_5:
-        head += _props(packet, T.PUBLISH)
-    first = 0x30 | qos << 1 | packet.retain | packet.dup << 3
+        props = properties_field(packet.properties, T.PUBLISH) if packet.properties else b"\x00"
     payload = packet.payload
-    return b"".join((bytes((first,)), varint(len(head) + len(payload)), head, payload))
+    size = 2 + len(raw) + len(ident) + len(props) + len(payload)
+    first = 0x30 | qos << 1 | packet.retain | packet.dup << 3
+    fixed = bytes((first, size)) if size < 128 else bytes((first,)) + varint(size)
+    return b"".join((fixed, U16.pack(len(raw)), raw, ident, props, payload))
 
 
 def _connect(packet: Connect, version: int) -> bytes:
