@@ -4,30 +4,17 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from topic_strategies import plain_filters, topics
 
 from roost.broker.retained import RetainedIndex
+from roost.broker.topics import matches
 
-LEVELS = ["a", "b", "", "$x", "$SYS"]
-
-levels = st.sampled_from(LEVELS)
-topics = st.lists(levels, min_size=1, max_size=4).map("/".join).filter(bool)
-filters = st.one_of(
-    st.just("#"),
-    st.just("+"),
-    st.builds(
-        lambda body, tail: "/".join([*body, *tail]),
-        st.lists(st.one_of(levels, st.just("+")), min_size=1, max_size=4),
-        st.sampled_from([[], ["#"]]),
-    ).filter(bool),
-)
 ops = st.lists(st.tuples(st.booleans(), topics), max_size=30)
 
 
 @settings(max_examples=300)
-@given(ops, st.lists(filters, min_size=1, max_size=5))
+@given(ops, st.lists(plain_filters, min_size=1, max_size=5))
 def test_index_agrees_with_model(script: list[tuple[bool, str]], queries: list[str]) -> None:
-    from roost.broker.topics import matches
-
     index: RetainedIndex[int] = RetainedIndex()
     model: dict[str, int] = {}
     for n, (store, topic) in enumerate(script):

@@ -8,23 +8,13 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from topic_strategies import plain_filters, topics
 
 from roost.broker.router import Router, SubOptions
 from roost.broker.topics import matches, parse_shared
 
-LEVELS = ["a", "b", "", "$x", "$SYS"]
 CLIENTS = ["c1", "c2", "c3", "c4"]
 
-levels = st.sampled_from(LEVELS)
-topics = st.lists(levels, min_size=1, max_size=4).map("/".join).filter(bool)
-plain_filters = st.one_of(
-    st.just("#"),
-    st.builds(
-        lambda body, tail: "/".join([*body, *tail]),
-        st.lists(st.one_of(levels, st.just("+")), min_size=1, max_size=4),
-        st.sampled_from([[], ["#"]]),
-    ).filter(bool),
-)
 filters = st.one_of(
     plain_filters,
     st.builds(lambda g, f: f"$share/{g}/{f}", st.sampled_from(["g", "h"]), plain_filters),

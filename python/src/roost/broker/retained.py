@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from roost.broker.topics import trie_find, trie_insert, trie_prune, trie_size
+
 T = TypeVar("T")
 
 
@@ -14,6 +16,9 @@ T = TypeVar("T")
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     topic: str | None = None  # set when a message is retained at exactly this node
+
+    def empty(self) -> bool:
+        return not self.children and self.topic is None
 
 
 class RetainedIndex(Generic[T]):
@@ -27,13 +32,7 @@ class RetainedIndex(Generic[T]):
     @property
     def node_count(self) -> int:
         """Trie nodes below the root; 0 once every message is deleted."""
-        stack = [self._root]
-        count = -1
-        while stack:
-            node = stack.pop()
-            count += 1
-            stack.extend(node.children.values())
-        return count
+        return trie_size(self._root)
 
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(self._messages.items())
@@ -43,13 +42,7 @@ class RetainedIndex(Generic[T]):
 
     def set(self, topic: str, message: T) -> None:
         if topic not in self._messages:
-            node = self._root
-            for level in topic.split("/"):
-                child = node.children.get(level)
-                if child is None:
-                    child = node.children[level] = _Node()
-                node = child
-            node.topic = topic
+            trie_insert(self._root, topic, _Node).topic = topic
         self._messages[topic] = message
 
     def delete(self, topic: str) -> bool:
@@ -57,16 +50,10 @@ class RetainedIndex(Generic[T]):
         if topic not in self._messages:
             return False
         del self._messages[topic]
-        levels = topic.split("/")
-        path = [self._root]
-        for level in levels:
-            path.append(path[-1].children[level])
-        path[-1].topic = None
-        for depth in range(len(levels), 0, -1):
-            node = path[depth]
-            if node.children or node.topic is not None:
-                break
-            del path[depth - 1].children[levels[depth - 1]]
+        node = trie_find(self._root, topic)
+        assert node is not None  # the dict and the trie agree
+        node.topic = None
+        trie_prune(self._root, topic)
         return True
 
     def match(self, topic_filter: str) -> list[tuple[str, T]]:

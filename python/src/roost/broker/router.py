@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from roost.broker.topics import MAX_TOPIC_LENGTH, parse_shared, valid_topic_filter
+from roost.broker.topics import (
+    MAX_TOPIC_LENGTH,
+    parse_shared,
+    trie_find,
+    trie_insert,
+    trie_prune,
+    trie_size,
+    valid_topic_filter,
+)
 
 Match = tuple[str, "SubOptions"]
 
@@ -90,25 +98,14 @@ class Router:
     @property
     def node_count(self) -> int:
         """Trie nodes below the root; 0 once every subscription is gone."""
-        stack = [self._root]
-        count = -1
-        while stack:
-            node = stack.pop()
-            count += 1
-            stack.extend(node.children.values())
-        return count
+        return trie_size(self._root)
 
     def subscribe(self, client_id: str, topic_filter: str, options: SubOptions) -> bool:
         """Add or replace a subscription; True if this client already had the filter."""
         if not valid_topic_filter(topic_filter, max_levels=MAX_TOPIC_LENGTH + 1):
             raise ValueError(f"invalid topic filter {topic_filter!r}")
         group_name, inner = parse_shared(topic_filter)
-        node = self._root
-        for level in inner.split("/"):
-            child = node.children.get(level)
-            if child is None:
-                child = node.children[level] = _Node()
-            node = child
+        node = trie_insert(self._root, inner, _Node)
         if group_name is None:
             node.subs[client_id] = options
         else:
@@ -135,11 +132,8 @@ class Router:
         if not filters:
             del self._clients[client_id]
         group_name, inner = parse_shared(topic_filter)
-        path = [self._root]
-        levels = inner.split("/")
-        for level in levels:
-            path.append(path[-1].children[level])
-        node = path[-1]
+        node = trie_find(self._root, inner)
+        assert node is not None  # the client index and the trie agree
         if group_name is None:
             del node.subs[client_id]
         else:
@@ -148,10 +142,7 @@ class Router:
             group.order.remove(client_id)
             if not group.members:
                 del node.groups[group_name]
-        for depth in range(len(levels), 0, -1):
-            if not path[depth].empty():
-                break
-            del path[depth - 1].children[levels[depth - 1]]
+        trie_prune(self._root, inner)
         self._count -= 1
         self._no_local -= removed.no_local
         self._changed()

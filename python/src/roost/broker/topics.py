@@ -1,7 +1,11 @@
 """Topic names and topic filters (MQTT 5.0 sections 4.7 and 4.8): validation, the
-`$share/{group}/{filter}` syntax, and the reference matcher the router is tested against."""
+`$share/{group}/{filter}` syntax, the reference matcher the router is tested against, and
+the upkeep of the tries keyed by topic level that the router and retained index walk."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 MAX_TOPIC_LEVELS = 128  # default limit; deep topics only cost memory in the tries
 MAX_TOPIC_LENGTH = 65535  # UTF-8 bytes, the size of an MQTT string
@@ -83,3 +87,55 @@ def matches(topic_filter: str, topic: str) -> bool:
         if i >= len(have) or (level != "+" and level != have[i]):
             return False
     return len(want) == len(have)
+
+
+class LevelNode(Protocol):
+    children: dict[str, Any]  # topic level -> node of the same type
+
+    def empty(self) -> bool: ...
+
+
+N = TypeVar("N", bound=LevelNode)
+
+
+def trie_find(root: N, topic: str) -> N | None:
+    node: N | None = root
+    for level in topic.split("/"):
+        if node is None:
+            break
+        node = node.children.get(level)
+    return node
+
+
+def trie_insert(root: N, topic: str, make: Callable[[], N]) -> N:
+    """The node for `topic`, made with its missing ancestors."""
+    node = root
+    for level in topic.split("/"):
+        child = node.children.get(level)
+        if child is None:
+            child = node.children[level] = make()
+        node = child
+    return node
+
+
+def trie_prune(root: LevelNode, topic: str) -> None:
+    """Drop the empty nodes at the end of `topic`'s path, so no stale nodes pile up."""
+    levels = topic.split("/")
+    path = [root]
+    for level in levels[:-1]:
+        path.append(path[-1].children[level])
+    for parent, level in zip(reversed(path), reversed(levels), strict=True):
+        if not parent.children[level].empty():
+            return
+        del parent.children[level]
+
+
+def trie_size(root: LevelNode) -> int:
+    """Nodes below the root."""
+    stack = [root]
+    count = -1
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.children.values())
+    return count
