@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 import subprocess
 import time
@@ -52,3 +54,21 @@ def daemon(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@contextmanager
+def mosquitto(directory: Path, settings: str) -> Iterator[int]:
+    """A Mosquitto on a free loopback port with extra `settings`; yields the port."""
+    for _attempt in range(5):
+        port = free_port()
+        conf = directory / "mosquitto.conf"
+        user = pwd.getpwuid(os.getuid()).pw_name  # as root it would switch to "mosquitto"
+        conf.write_text(f"listener {port} {HOST}\nuser {user}\nlog_dest stderr\n{settings}")
+        try:
+            with daemon(["mosquitto", "-c", str(conf)], directory / "mosquitto.log", port):
+                yield port
+                return
+        except RuntimeError as err:
+            if "Address already in use" not in str(err):
+                raise
+    raise RuntimeError("mosquitto: no free port after 5 attempts")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import pwd
 import shlex
 import shutil
 import subprocess
@@ -23,7 +21,7 @@ from roost.security.passwd import (
     parse_hash,
 )
 
-from .procs import HOST, daemon, free_port
+from .procs import HOST, mosquitto
 
 needs_mosquitto = pytest.mark.skipif(
     not (shutil.which("mosquitto_passwd") and shutil.which("mosquitto")),
@@ -119,21 +117,9 @@ def mosquitto_with(tmp_path: Path) -> Iterator[tuple[int, PasswordFile]]:
     salt = b"abcdefghijkl"
     users.hashes["legacy"] = Hash(SALTED_SHA512, 0, salt, hashlib.sha512(b"old" + salt).digest())
     (tmp_path / "pw").write_text(users.render())
-    for _attempt in range(5):
-        port = free_port()
-        conf = tmp_path / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} {HOST}\nallow_anonymous false\npassword_file {tmp_path}/pw\n"
-            f"user {pwd.getpwuid(os.getuid()).pw_name}\nlog_dest stderr\n"
-        )
-        try:
-            with daemon(["mosquitto", "-c", str(conf)], tmp_path / "log", port):
-                yield port, users
-                return
-        except RuntimeError as err:
-            if "Address already in use" not in str(err):
-                raise
-    pytest.fail("mosquitto: no free port after 5 attempts")
+    settings = f"allow_anonymous false\npassword_file {tmp_path}/pw\n"
+    with mosquitto(tmp_path, settings) as port:
+        yield port, users
 
 
 def _publish(port: int, user: str, password: str) -> subprocess.CompletedProcess[str]:
