@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Connection:
     __slots__ = (
         "alias_in", "alias_out", "alias_out_max", "client_id", "closing", "connected",
-        "created", "decoder", "dirty", "handle", "keepalive", "last_seen", "lost",
+        "created", "decoder", "dirty", "handle", "head", "keepalive", "last_seen", "lost",
         "max_out_size", "out", "peer", "send_quota", "session", "username", "version",
         "will",
     )
@@ -28,6 +28,7 @@ class Connection:
         self.decoder = decoder
         self.dirty = dirty  # the broker's set of connections with output or closing
         self.out: list[bytes] = []
+        self.head = b""  # first bytes before CONNECT: the protocol level if it fails
         self.handle: Any = None  # the server's transport or protocol; opaque here
         self.version = MQTT_311
         self.connected = False  # CONNACK 0 sent

@@ -63,6 +63,17 @@ def _ack(conn: Connection, first: int, pid: int) -> None:
     conn.write(bytes((first, 2, pid >> 8, pid & 0xFF)))
 
 
+def _connect_level(head: bytes) -> int | None:
+    """The protocol level of a CONNECT from its first bytes, to answer a bad CONNECT."""
+    if len(head) < 2 or head[0] >> 4 != 1:
+        return None
+    i = 1
+    while i < min(4, len(head) - 1) and head[i] & 0x80:
+        i += 1
+    at = i + 3 + int.from_bytes(head[i + 1:i + 3], "big")  # past length, name, to level
+    return head[at] if at < len(head) else None
+
+
 class Broker:
     def __init__(self, settings: Settings, store: Store, *, now: float = 0.0,
                  policy: Policy | None = None) -> None:
@@ -114,6 +125,8 @@ class Broker:
             return
         conn.last_seen = now
         self.stats.bytes_received += len(data)
+        if not conn.connected and len(conn.head) < 16:
+            conn.head += data[:16]
         try:
             packets = conn.decoder.feed(data)
             handlers = self._handlers
@@ -164,7 +177,7 @@ class Broker:
                 conn.send(Disconnect(e.reason_code, props))
         elif isinstance(e, UnsupportedProtocolVersion):
             conn.write(b"\x20\x02\x00\x01")  # 3.1.1 CONNACK: unacceptable protocol version
-        elif getattr(conn.decoder, "version", None) == MQTT_5:
+        elif _connect_level(conn.head) == MQTT_5:
             conn.version = MQTT_5
             conn.send(ConnAck(False, e.reason_code, {PropertyId.REASON_STRING: str(e)[:200]}))
         conn.close()
