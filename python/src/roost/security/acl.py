@@ -21,23 +21,41 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from roost.broker.topics import parse_shared, valid_topic_filter
+from roost.security.errors import LineError
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 DANGEROUS = frozenset("+#/")  # in a client id or username these would widen a pattern
 CLIENT_CACHE = 4096  # compiled rule lists kept per (client id, username)
 TOPIC_CACHE = 256  # decisions kept per client; deliveries repeat the same topics
 
 
-class AclError(ValueError):
+class AclError(LineError):
     """A bad line in an ACL file; str() is `source:line: reason`."""
 
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
-        self.source = source
-        self.line = line
-        self.reason = reason
+
+class _Lru(Generic[K, V]):
+    """A small least-recently-used map: decisions and compiled rules are cheap to redo."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, make: Callable[[K], V]) -> V:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+            return found
+        found = self._items[key] = make(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return found
 
 
 class Access(enum.Enum):
@@ -122,21 +140,13 @@ class ClientAcl:
 
     rules: tuple[tuple[Rule, tuple[str, ...]], ...]
     default: Decision = DEFAULT_DENY
-    _cache: OrderedDict[tuple[str, Access], Decision] = field(default_factory=OrderedDict)
+    _cache: _Lru[tuple[str, Access], Decision] = field(default_factory=lambda: _Lru(TOPIC_CACHE))
 
     def check(self, topic: str, access: Access) -> Decision:
-        key = (topic, access)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        decision = self._decide(topic, access)
-        self._cache[key] = decision
-        if len(self._cache) > TOPIC_CACHE:
-            self._cache.popitem(last=False)
-        return decision
+        return self._cache.get((topic, access), self._decide)
 
-    def _decide(self, topic: str, access: Access) -> Decision:
+    def _decide(self, key: tuple[str, Access]) -> Decision:
+        topic, access = key
         if access is Access.SUBSCRIBE:
             try:
                 topic = parse_shared(topic)[1]
@@ -163,7 +173,7 @@ class Acl:
     def __init__(self, users: dict[str | None, list[Rule]], patterns: list[Rule]) -> None:
         self._users = {user: _deny_first(rules) for user, rules in users.items()}
         self._patterns = _deny_first(patterns)
-        self._clients: OrderedDict[tuple[str, str | None], ClientAcl] = OrderedDict()
+        self._clients: _Lru[tuple[str, str | None], ClientAcl] = _Lru(CLIENT_CACHE)
 
     @property
     def rules(self) -> list[Rule]:
@@ -198,21 +208,13 @@ class Acl:
 
     def client(self, client_id: str, username: str | None) -> ClientAcl:
         """The compiled rules for one client; the engine may keep this per session."""
-        key = (client_id, username)
-        found = self._clients.get(key)
-        if found is not None:
-            self._clients.move_to_end(key)
-            return found
-        found = self._compile(client_id, username)
-        self._clients[key] = found
-        if len(self._clients) > CLIENT_CACHE:
-            self._clients.popitem(last=False)
-        return found
+        return self._clients.get((client_id, username), self._compile)
 
     def check(self, client_id: str, username: str | None, topic: str, access: Access) -> Decision:
         return self.client(client_id, username).check(topic, access)
 
-    def _compile(self, client_id: str, username: str | None) -> ClientAcl:
+    def _compile(self, key: tuple[str, str | None]) -> ClientAcl:
+        client_id, username = key
         rules = [(r, _levels(r.topic)) for r in self._users.get(username, [])]
         default = DEFAULT_DENY
         identities = [client_id] if username is None else [client_id, username]

@@ -15,20 +15,16 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from roost.security.errors import LineError
+
 PBKDF2 = "7"
 SALTED_SHA512 = "6"
 DEFAULT_ITERATIONS = 101  # mosquitto_passwd's default; raise it for new files if you can
 SALT_BYTES = 12
 
 
-class PasswdError(ValueError):
+class PasswdError(LineError):
     """A bad line in a password file; str() is `source:line: reason`."""
-
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
-        self.source = source
-        self.line = line
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
