@@ -1,0 +1,219 @@
+"""Roost vs Mosquitto on loopback, same generator, one run: `python bench/broker_bench.py`.
+
+Run it with the repo's venv Python (it starts Roost with the same interpreter). Rows and their
+meaning are in bench/README.md. Results go to bench/results/ as JSON and as a text table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import load
+from brokers import Broker, start_mosquitto, start_roost
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CTX = mp.get_context("spawn")  # clean children: no inherited threads or broker pipes
+Row = dict[str, Any]
+
+
+@dataclass
+class Settings:
+    duration: float  # seconds of load per throughput or latency row
+    idle: int  # connections for the memory row
+    hold: int  # connections for the held-connections row
+    churn: int  # at most this many connect/disconnect cycles in the connect-rate row
+
+
+FULL = Settings(duration=6.0, idle=1000, hold=10_000, churn=20_000)
+QUICK = Settings(duration=2.0, idle=1000, hold=2000, churn=5000)
+
+
+class Worker:
+    """One generator role in its own process."""
+
+    def __init__(self, role: str, conf: dict[str, Any]) -> None:
+        self.ready, self.stop = CTX.Event(), CTX.Event()
+        self.out: Any = CTX.Queue()
+        self.proc = CTX.Process(target=load.run, args=(role, conf, self.ready, self.stop,
+                                                        self.out), daemon=True)
+        self.proc.start()
+        if not self.ready.wait(60):
+            self.proc.kill()
+            raise RuntimeError(f"{role} never became ready")
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        res: dict[str, Any] = self.out.get(timeout=timeout)
+        self.proc.join(10)
+        if "error" in res:
+            raise RuntimeError(res["error"])
+        return res
+
+
+def _lost(pub: dict[str, Any], sub: dict[str, Any]) -> int:
+    """QoS 1 messages whose PUBACK the publisher got but the subscriber never saw."""
+    return sum(len(set(acked) - set(sub["seen"].get(k, ()))) for k, acked in
+               pub["acked"].items())
+
+
+def flow(b: Broker, s: Settings, pubs: int, subs: int, qos: int, rate: int = 0,
+         latency: bool = False) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Publishers on bench/pNN, subscribers on bench/#; returns results and broker CPU."""
+    sub = Worker("subscriber", {"port": b.port, "n": subs, "filter": "bench/#", "qos": qos,
+                                "latency": latency, "deadline": s.duration + 30})
+    cpu0 = b.cpu_s()
+    pub = Worker("publisher", {"port": b.port, "n": pubs, "topic": "bench/p{k:02d}",
+                               "qos": qos, "window": 32 if qos else 0, "rate": rate,
+                               "batch": 200, "duration": s.duration})
+    pres = pub.result(s.duration + 60)
+    sub.stop.set()
+    sres = sub.result(s.duration + 60)
+    return pres, sres, b.cpu_s() - cpu0
+
+
+def _gen(*parts: dict[str, Any]) -> str:
+    """Generator CPU over wall time, per process: near 1.0 would mean it is the limit."""
+    return "+".join(f"{p['cpu'] / max(p['wall'], 1e-9):.2f}" for p in parts)
+
+
+def throughput(b: Broker, s: Settings, pubs: int, subs: int, qos: int) -> Row:
+    pres, sres, bcpu = flow(b, s, pubs, subs, qos)
+    wall = max(sres["wall"], 1e-9)
+    return {"value": sres["count"] / wall, "published": pres["sent"],
+            "delivered": sres["count"], "lost_acked": _lost(pres, sres) if qos else None,
+            "gen_cpu": _gen(pres, sres), "broker_cpu": bcpu / wall}
+
+
+def latency(b: Broker, s: Settings) -> Row:
+    pres, sres, bcpu = flow(b, s, 1, 1, 1, rate=1000, latency=True)
+    lat = sorted(sres["lat_ns"][100:])  # skip the first 100 while connections warm up
+    q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
+    return {"value": q[98] / 1e6, "p50_ms": q[49] / 1e6, "p99_ms": q[98] / 1e6,
+            "samples": len(lat), "lost_acked": _lost(pres, sres), "gen_cpu": _gen(pres, sres),
+            "broker_cpu": bcpu / max(sres["wall"], 1e-9)}
+
+
+def hold(b: Broker, count: int) -> Row:
+    before = b.rss_kb()
+    w = Worker("holder", {"port": b.port, "total": count, "tasks": 200, "deadline": 120})
+    time.sleep(1.0)  # let the broker settle before reading its RSS
+    after = b.rss_kb()
+    w.stop.set()
+    res = w.result(180)
+    per = (after - before) / max(res["opened"], 1)
+    return {"value": per, "held": res["held"], "opened": res["opened"],
+            "failed": res["failed"], "rss_before_kb": before, "rss_after_kb": after,
+            "gen_cpu": _gen(res)}
+
+
+def connect_rate(b: Broker, s: Settings) -> Row:
+    res = Worker("connector", {"port": b.port, "tasks": 20, "total": s.churn,
+                               "duration": s.duration}).result(s.duration + 60)
+    return {"value": res["count"] / max(res["wall"], 1e-9), "connections": res["count"],
+            "failed": res["failed"], "gen_cpu": _gen(res)}
+
+
+def held_10k(b: Broker, s: Settings) -> Row:
+    row = hold(b, s.hold)
+    row["kb_per_conn"], row["value"] = row["value"], row["held"]
+    return row
+
+
+# name, unit, what a good ratio is, function
+ROWS: list[tuple[str, str, str, Callable[[Broker, Settings], Row]]] = [
+    ("idle memory per connection", "KB", "<=10 KB", lambda b, s: hold(b, s.idle)),
+    ("connections held", "conns", "10000", held_10k),
+    ("connect rate", "conn/s", ">=0.5x", connect_rate),
+    ("QoS0 fan-in 10->1", "msg/s", ">=0.5x", lambda b, s: throughput(b, s, 10, 1, 0)),
+    ("QoS1 fan-in 10->1", "msg/s", ">=0.5x", lambda b, s: throughput(b, s, 10, 1, 1)),
+    ("QoS0 fan-out 1->10", "deliv/s", ">=0.5x", lambda b, s: throughput(b, s, 1, 10, 0)),
+    ("QoS1 latency p99 @1k/s", "ms", "<=2x", latency),
+]
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
+
+
+def table(results: dict[str, dict[str, Row]], names: list[str]) -> str:
+    head = f"{'row':<28}{'unit':>8}" + "".join(f"{n:>12}" for n in names)
+    head += f"{'ratio':>8}{'target':>9}  generator cpu/wall, notes"
+    lines = [head, "-" * len(head)]
+    for row, unit, target, _ in ROWS:
+        cells = results.get(row, {})
+        vals = [cells.get(n, {}).get("value") for n in names]
+        ratio = (vals[1] / vals[0]) if len(vals) == 2 and vals[0] and vals[1] else None
+        notes = []
+        for n in names:
+            c = cells.get(n, {})
+            if "error" in c:
+                notes.append(f"{n}: ERROR {c['error'][:60]}")
+                continue
+            extra = f" lost={c['lost_acked']}" if c.get("lost_acked") is not None else ""
+            extra += f" p50={c['p50_ms']:.2f}ms" if "p50_ms" in c else ""
+            extra += f" {c['kb_per_conn']:.1f}KB/conn" if "kb_per_conn" in c else ""
+            extra += f" broker={c['broker_cpu']:.2f}" if "broker_cpu" in c else ""
+            notes.append(f"{n}: gen {c.get('gen_cpu', '-')}{extra}")
+        lines.append(f"{row:<28}{unit:>8}" + "".join(f"{_fmt(v):>12}" for v in vals)
+                     + f"{_fmt(ratio) + 'x' if ratio else '-':>8}{target:>9}  "
+                     + "; ".join(notes))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2 s rows, 2,000 held connections")
+    ap.add_argument("--only", choices=["mosquitto", "roost"], help="bench one broker")
+    args = ap.parse_args()
+    s = QUICK if args.quick else FULL
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # brokers and workers inherit
+    names = [args.only] if args.only else ["mosquitto", "roost"]
+    tmp = Path(tempfile.mkdtemp(prefix="roost-bench-"))
+    brokers: dict[str, Broker] = {}
+    results: dict[str, dict[str, Row]] = {}
+    try:
+        for n in names:
+            (tmp / n).mkdir()
+            brokers[n] = (start_mosquitto(tmp / n) if n == "mosquitto"
+                          else start_roost(tmp / n, sys.executable))
+        for row, _, _, fn in ROWS:
+            for n, b in brokers.items():  # row by row, so both see the same machine state
+                print(f"{row} / {n} ...", file=sys.stderr, flush=True)
+                try:
+                    if b.proc.poll() is not None:
+                        raise RuntimeError(f"broker exited with {b.proc.returncode}")
+                    results.setdefault(row, {})[n] = fn(b, s)
+                except Exception as err:  # noqa: BLE001 - one failed row must not end the run
+                    results.setdefault(row, {})[n] = {"error": f"{type(err).__name__}: {err}"}
+    finally:
+        for b in brokers.values():
+            b.stop()
+    load1, load5, _ = os.getloadavg()  # a busy machine skews every row: say so
+    text = table(results, names) + f"\nload average during the run: {load1:.1f} (1 min), "
+    text += f"{load5:.1f} (5 min) on {os.cpu_count()} CPUs"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    meta = {"argv": sys.argv, "utc": stamp, "rlimit_nofile": hard, "loadavg": [load1, load5],
+            "settings": vars(s), "results": results}
+    (RESULTS / f"broker_bench-{stamp}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (RESULTS / f"broker_bench-{stamp}.txt").write_text(" ".join(sys.argv) + "\n\n" + text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
