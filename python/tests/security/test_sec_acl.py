@@ -150,9 +150,12 @@ def test_cached_decisions_stay_per_client(acl: Acl) -> None:
         assert not acl.check("pi-2", None, "roost/site/pi-1/t", READ).allowed
     client = acl.client("pi-1", None)
     assert client is acl.client("pi-1", None)
-    for i in range(1000):  # past the LRU size, answers stay right
+    for i in range(1000):  # past the cache size, answers stay right
         assert client.check(f"roost/site/pi-1/{i}", WRITE).allowed
         assert not client.check(f"roost/site/pi-2/{i}", WRITE).allowed
+        assert client.can_read(f"roost/site/pi-1/{i}")
+        assert not client.can_read(f"roost/site/pi-2/{i}")
+        assert not client.can_read("roost/site/pi-1/locked")
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,8 @@ the filter can match (`roost/#` is not covered by `roost/site/%c/#`), and denied
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from roost.broker.topics import parse_shared, valid_topic_filter
 from roost.security.errors import LineError
@@ -40,28 +38,21 @@ class AclError(LineError):
     """A bad line in an ACL file; str() is `source:line: reason`."""
 
 
-class _Lru(Generic[K, V]):
-    """A small least-recently-used map: decisions and compiled rules are cheap to redo."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K, make: Callable[[K], V]) -> V:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-            return found
-        found = self._items[key] = make(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-        return found
+def _remember(cache: dict[K, V], key: K, value: V, size: int) -> V:
+    """Store in a bounded cache, dropping the oldest entry: hits stay one dict lookup."""
+    if len(cache) >= size:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 class Access(enum.Enum):
     READ = "read"  # a message on this topic may be delivered to the client
     WRITE = "write"  # the client may publish to this topic
     SUBSCRIBE = "subscribe"  # the client may subscribe to this filter
+
+
+_READ, _WRITE = Access.READ, Access.WRITE  # enum attribute lookups are slow in 3.11
 
 
 class Grant(enum.Enum):
@@ -140,13 +131,30 @@ class ClientAcl:
 
     rules: tuple[tuple[Rule, tuple[str, ...]], ...]
     default: Decision = DEFAULT_DENY
-    _cache: _Lru[tuple[str, Access], Decision] = field(default_factory=lambda: _Lru(TOPIC_CACHE))
+    _read: dict[str, Decision] = field(default_factory=dict)  # one cache per access kind:
+    _write: dict[str, Decision] = field(default_factory=dict)  # no tuple keys, no enum hash
+    _subscribe: dict[str, Decision] = field(default_factory=dict)
+
+    def can_read(self, topic: str) -> bool:
+        """The per-delivery check: may a message on `topic` go to this client?"""
+        found = self._read.get(topic)
+        if found is None:
+            found = _remember(self._read, topic, self._decide(topic, _READ), TOPIC_CACHE)
+        return found.allowed
 
     def check(self, topic: str, access: Access) -> Decision:
-        return self._cache.get((topic, access), self._decide)
+        if access is _READ:
+            cache = self._read
+        elif access is _WRITE:
+            cache = self._write
+        else:
+            cache = self._subscribe
+        found = cache.get(topic)
+        if found is None:
+            found = _remember(cache, topic, self._decide(topic, access), TOPIC_CACHE)
+        return found
 
-    def _decide(self, key: tuple[str, Access]) -> Decision:
-        topic, access = key
+    def _decide(self, topic: str, access: Access) -> Decision:
         if access is Access.SUBSCRIBE:
             try:
                 topic = parse_shared(topic)[1]
@@ -173,7 +181,7 @@ class Acl:
     def __init__(self, users: dict[str | None, list[Rule]], patterns: list[Rule]) -> None:
         self._users = {user: _deny_first(rules) for user, rules in users.items()}
         self._patterns = _deny_first(patterns)
-        self._clients: _Lru[tuple[str, str | None], ClientAcl] = _Lru(CLIENT_CACHE)
+        self._clients: dict[tuple[str, str | None], ClientAcl] = {}
 
     @property
     def rules(self) -> list[Rule]:
@@ -208,13 +216,16 @@ class Acl:
 
     def client(self, client_id: str, username: str | None) -> ClientAcl:
         """The compiled rules for one client; the engine may keep this per session."""
-        return self._clients.get((client_id, username), self._compile)
+        key = (client_id, username)
+        found = self._clients.get(key)
+        if found is None:
+            found = _remember(self._clients, key, self._compile(client_id, username), CLIENT_CACHE)
+        return found
 
     def check(self, client_id: str, username: str | None, topic: str, access: Access) -> Decision:
         return self.client(client_id, username).check(topic, access)
 
-    def _compile(self, key: tuple[str, str | None]) -> ClientAcl:
-        client_id, username = key
+    def _compile(self, client_id: str, username: str | None) -> ClientAcl:
         rules = [(r, _levels(r.topic)) for r in self._users.get(username, [])]
         default = DEFAULT_DENY
         identities = [client_id] if username is None else [client_id, username]
