@@ -106,6 +106,13 @@ class AgentProc:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_log(self, text: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while text not in self.output():
+            assert self.proc.poll() is None, f"agent exited: {self.output()[-2000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} in the agent log"
+            time.sleep(0.05)
+
 
 @dataclass(frozen=True)
 class Msg:
@@ -180,12 +187,15 @@ class Watcher:
         """MQTT 5 request/response: publish with a response topic and correlation data."""
         corr = uuid.uuid4().bytes
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.ResponseTopic = topic.replace("/cmd/", "/reply/")
+        props.ResponseTopic = answer = topic.replace("/cmd/", "/reply/")
         props.CorrelationData = corr
         self.client.publish(topic, payload, qos=1, properties=props)
-        msgs = self.wait(lambda ms: any(m.correlation == corr for m in ms), f"reply to {topic}",
-                         timeout)
-        return next(m.body for m in msgs if m.correlation == corr)
+
+        def mine(m: Msg) -> bool:  # not our own request, if we also subscribed to it
+            return m.topic == answer and m.correlation == corr
+
+        msgs = self.wait(lambda ms: any(map(mine, ms)), f"reply to {topic}", timeout)
+        return next(m.body for m in msgs if mine(m))
 
     def close(self) -> None:
         self.client.disconnect()

@@ -74,6 +74,8 @@ class Agent:
         wake = min([self.next_status, now + 1.0, *self.due.values()])
         if self.watchdog:
             wake = min(wake, self.next_ping)
+        if self.running:  # a worker may finish any moment; its reply should not wait
+            wake = min(wake, now + 0.05)
         self.link.poll(max(0.0, wake - now) if not self.acked else 0.0)
         while not self.done.empty():
             self.done.get()()

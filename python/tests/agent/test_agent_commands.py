@@ -1,0 +1,79 @@
+"""Command round trips over MQTT 5 request/response against a real broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import AgentFactory, WatcherFactory
+from .harness import Server, Watcher, agent_toml
+
+CMD = "roost/lab/pi-1/cmd/"
+
+
+def user_commands(tmp_path: Path) -> str:
+    return f'''
+[commands.mark]
+argv = ["/usr/bin/touch", "{{name}}"]
+[commands.mark.args]
+name = {{ type = "string", pattern = "{tmp_path}/marker-[a-z]+" }}
+[commands.echo]
+argv = ["/bin/echo", "{{word}}"]
+[commands.echo.args]
+word = {{ type = "string", pattern = "[a-z]{{1,10}}" }}
+'''
+
+
+@pytest.fixture
+def w(broker: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> Watcher:
+    w = watcher(broker.port, ["roost/lab/#"])
+    agent(agent_toml(tmp_path / "state", [broker.port], collectors="load = 0",
+                     extra=user_commands(tmp_path)))
+    w.wait(lambda ms: bool(w.statuses()), "online")
+    return w
+
+
+def test_ping_set_interval_collect_now(w: Watcher) -> None:
+    pong = w.request(CMD + "ping", b"")
+    assert pong["ok"] is True and pong["result"]["pong"] is True
+    assert w.seqs("memory") == [] and w.seqs("load") == []  # both switched off in the config
+    got = w.request(CMD + "collect-now", b'{"metric": "memory"}')
+    assert got == {"ok": True, "result": {"collecting": ["memory"]}}
+    w.wait(lambda ms: len(w.seqs("memory")) == 1, "one memory sample")
+    got = w.request(CMD + "set-interval", b'{"metric": "load", "seconds": 0.05}')
+    assert got == {"ok": True, "result": {"metric": "load", "interval": 0.05}}
+    w.wait(lambda ms: len(w.seqs("load")) >= 3, "load at the new interval")
+
+
+def test_user_defined_command_runs_fixed_argv(w: Watcher, tmp_path: Path) -> None:
+    assert w.request(CMD + "echo", b'{"word": "hello"}') == {"ok": True,
+                                                            "result": {"stdout": "hello\n"}}
+    marker = tmp_path / "marker-yes"
+    assert w.request(CMD + "mark", f'{{"name": "{marker}"}}'.encode())["ok"] is True
+    assert marker.exists()
+
+
+REFUSED = [
+    ("rm", b'{"name": "MARK"}', "unknown command 'rm'"),
+    ("mark", b'{"name": "MARK/../../etc/x"}', "must be a string matching"),
+    ("mark", b'{"name": "MARK; touch MARK"}', "must be a string matching"),
+    ("mark", b'{"name": "MARK", "extra": 1}', "unknown argument(s): extra"),
+    ("mark", b'{"name": 7}', "must be a string"),
+    ("mark", b"", "missing argument 'name'"),
+    ("mark", b"not json", "payload is not JSON"),
+    ("mark", b'["MARK"]', "must be a JSON object"),
+    ("set-interval", b'{"metric": "load", "seconds": -1}', "must be within"),
+    ("set-interval", b'{"metric": "nope", "seconds": 1}', "must be a string matching"),
+]
+
+
+def test_refused_requests_get_an_error_and_run_nothing(w: Watcher, tmp_path: Path) -> None:
+    # one agent for all cases: a broker and an agent per case would triple the suite's time
+    marker = tmp_path / "marker-no"
+    for name, payload, error in REFUSED:
+        reply = w.request(CMD + name, payload.replace(b"MARK", str(marker).encode()))
+        assert reply["ok"] is False and error in reply["error"], (name, payload, reply)
+        assert set(reply) == {"ok", "error"}
+        assert not marker.exists(), (name, payload)
+    assert w.request(CMD + "ping", b"")["ok"] is True  # and the agent is still serving
