@@ -89,10 +89,18 @@ def test_dangerous_or_empty_ids_never_match_a_pattern(client_id: str) -> None:
     assert not acl.check(client_id, None, "a/", WRITE).allowed
 
 
-def test_dangerous_username_skips_patterns_but_not_its_topic_rules() -> None:
-    acl = Acl.parse("pattern readwrite u/%u\nuser a/b\ntopic read plain\n")
-    assert acl.check("c", "a/b", "plain", READ).allowed
-    assert not acl.check("c", "a/b", "u/a/b", READ).allowed
+def test_wildcard_username_skips_all_patterns_but_not_its_topic_rules() -> None:
+    acl = Acl.parse("pattern readwrite c/%c\nuser a+b\ntopic read plain\n")
+    assert acl.check("c", "a+b", "plain", READ).allowed
+    decision = acl.check("c", "a+b", "c/c", READ)
+    assert not decision.allowed and "+ or #" in str(decision)
+
+
+def test_slash_skips_only_the_patterns_it_would_fill() -> None:
+    acl = Acl.parse("pattern readwrite c/%c/#\npattern readwrite u/%u/#\n")
+    assert acl.check("pi-4", "a/b", "c/pi-4/t", WRITE).allowed  # as Mosquitto 2.0.11
+    assert not acl.check("pi-4", "a/b", "u/a/b/t", WRITE).allowed
+    assert not acl.check("pi/4", None, "c/pi/4/t", WRITE).allowed  # Mosquitto allows this
 
 
 def test_user_topic_rules_come_before_patterns() -> None:
@@ -139,7 +147,7 @@ def test_duplicate_user_blocks_merge() -> None:
 
 
 def test_comments_blanks_and_spaces() -> None:
-    acl = Acl.parse("  # indented comment\n\n\ttopic   read   a/b  \nuser  Big Name  \ntopic c\n")
+    acl = Acl.parse("  # indented comment\n\n\ttopic\tread   a/b  \nuser  Big Name  \ntopic c\n")
     assert acl.check("x", None, "a/b", READ).allowed
     assert acl.check("x", "Big Name", "c", WRITE).allowed
 

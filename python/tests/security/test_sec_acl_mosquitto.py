@@ -56,6 +56,7 @@ IDENTITIES = [
     ("pi-3", "pi-3"),
     ("pi+x", None),
     ("web", "u#1"),
+    ("pi-4", "a/b"),
 ]
 TOPICS = [
     "public/news",
@@ -63,6 +64,8 @@ TOPICS = [
     "roost/site/pi-1/t",
     "roost/site/pi-1/locked",
     "roost/site/pi-2/t",
+    "roost/site/pi-4/t",
+    "roost/site/web/t",
     "roost/secrets/k",
     "roost/x",
     "dash/state",

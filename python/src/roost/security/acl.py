@@ -11,6 +11,10 @@ the anonymous block when it has no username), then the `pattern` rules; within e
 `deny` rules come first and then the others in file order. The first rule whose topic matches
 and that is a `deny` or grants the access decides; nothing deciding means deny.
 
+`%c` and `%u` must fill a whole level. A client id or username holding `+` or `#` skips every
+pattern, as in Mosquitto; a slot whose value is empty or holds `/` makes that pattern not
+apply, where Mosquitto 2.0 would let client `a/b` reach `roost/site/a/b/...`.
+
 Mosquitto's file plugin does not check SUBSCRIBE at all; Roost does, so that a wildcard never
 gets wider than the rules: a filter is allowed when a rule granting read covers every topic
 the filter can match (`roost/#` is not covered by `roost/site/%c/#`), and denied when a
@@ -29,7 +33,7 @@ from roost.security.errors import LineError
 K = TypeVar("K")
 V = TypeVar("V")
 
-DANGEROUS = frozenset("+#/")  # in a client id or username these would widen a pattern
+WILDCARDS = frozenset("+#")  # in a client id or username: every pattern is skipped
 CLIENT_CACHE = 4096  # compiled rule lists kept per (client id, username)
 TOPIC_CACHE = 256  # decisions kept per client; deliveries repeat the same topics
 
@@ -198,7 +202,7 @@ class Acl:
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            keyword, _, rest = line.partition(" ")
+            keyword, _, rest = line.replace("\t", " ").partition(" ")
             rest = rest.strip()
             if keyword == "user":
                 if not rest:
@@ -229,9 +233,9 @@ class Acl:
         rules = [(r, _levels(r.topic)) for r in self._users.get(username, [])]
         default = DEFAULT_DENY
         identities = [client_id] if username is None else [client_id, username]
-        if any(DANGEROUS.intersection(name) for name in identities):
-            # Mosquitto refuses patterns here: `+` or `/` in an id would widen `%c`
-            default = Decision(False, None, "default deny: +, # or / in client id or username")
+        if any(WILDCARDS.intersection(name) for name in identities):
+            # as Mosquitto: a client named `+` would otherwise read everyone's `%c` subtree
+            default = Decision(False, None, "default deny: + or # in client id or username")
         else:
             for rule in self._patterns:
                 levels = _fill(rule.topic, client_id, username)
@@ -241,11 +245,14 @@ class Acl:
 
 
 def _fill(topic: str, client_id: str, username: str | None) -> tuple[str, ...] | None:
-    """A pattern's levels with %c / %u filled, or None when a slot has nothing to fill it."""
+    """A pattern's levels with %c / %u filled, or None when the pattern cannot apply: an
+    empty id, no username, or a `/` that would make one slot span several levels (Mosquitto
+    2.0 lets client `a/b` write `roost/site/a/b/...` under `roost/site/%c/#`; Roost does not).
+    """
     out = []
     for level in _levels(topic):
         value = {"%c": client_id, "%u": username or ""}.get(level, level)
-        if not value and level in ("%c", "%u"):  # empty id or no username: never matches
+        if level in ("%c", "%u") and (not value or "/" in value):
             return None
         out.append(value)
     return tuple(out)
