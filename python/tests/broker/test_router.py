@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from topic_strategies import plain_filters, topics
 
 from roost.broker.router import Router, SubOptions
@@ -20,31 +20,58 @@ filters = st.one_of(
     st.builds(lambda g, f: f"$share/{g}/{f}", st.sampled_from(["g", "h"]), plain_filters),
 )
 clients = st.sampled_from(CLIENTS)
-publishers = st.one_of(st.none(), clients)
-ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("sub"), clients, filters, st.booleans()),
-        st.tuples(st.just("unsub"), clients, filters),
-        st.tuples(st.just("remove"), clients),
-        st.tuples(st.just("match"), topics, publishers),
-    ),
-    max_size=40,
-)
 
 
-@dataclass
-class Model:
-    """Subscriptions as a flat dict; matching by brute force over `matches()`."""
+class RouterMachine(RuleBasedStateMachine):
+    """Random subscribe / unsubscribe / remove / match / online changes, checked against
+    a flat dict of subscriptions matched by brute force over `matches()`."""
 
-    subs: dict[tuple[str, str], SubOptions] = field(default_factory=dict)
+    def __init__(self) -> None:
+        super().__init__()
+        self.router = Router()
+        self.online: set[str] = set()
+        self.router.available = lambda cid: cid in self.online
+        self.subs: dict[tuple[str, str], SubOptions] = {}
+        self.next_id = 1  # unique ids tell which subscription each result came from
 
-    def check(self, router: Router, topic: str, publisher: str | None, online: set[str]) -> None:
-        result = router.match(topic, publisher)
+    @rule(cid=clients, topic_filter=filters, no_local=st.booleans())
+    def subscribe(self, cid: str, topic_filter: str, no_local: bool) -> None:
+        opts = SubOptions(no_local=no_local, subscription_id=self.next_id)
+        self.next_id += 1
+        existed = self.router.subscribe(cid, topic_filter, opts)
+        assert existed == ((cid, topic_filter) in self.subs)
+        self.subs[(cid, topic_filter)] = opts
+
+    @rule(cid=clients, topic_filter=filters)
+    def unsubscribe(self, cid: str, topic_filter: str) -> None:
+        existed = self.router.unsubscribe(cid, topic_filter)
+        assert existed == ((cid, topic_filter) in self.subs)
+        self.subs.pop((cid, topic_filter), None)
+
+    @rule(cid=clients)
+    def remove_client(self, cid: str) -> None:
+        self.router.remove_client(cid)
+        self.subs = {key: opts for key, opts in self.subs.items() if key[0] != cid}
+
+    @rule(cid=clients, online=st.booleans())
+    def set_online(self, cid: str, online: bool) -> None:
+        if online:
+            self.online.add(cid)
+        else:
+            self.online.discard(cid)
+
+    @rule(topic=topics, publisher=st.one_of(st.none(), clients))
+    def match(self, topic: str, publisher: str | None) -> None:
+        self.check(topic, publisher)
+        self.check(topic, publisher)  # served from the cache this time
+
+    def check(self, topic: str, publisher: str | None) -> None:
+        result = self.router.match(topic, publisher)
         by_id = {opts.subscription_id: key for key, opts in self.subs.items()}
         got = Counter(by_id[opts.subscription_id] for _, opts in result)
         assert all(by_id[opts.subscription_id][0] == cid for cid, opts in result)
         want: Counter[tuple[str, str]] = Counter()
-        groups: dict[tuple[str, str], list[str]] = {}
+        groups: dict[str, list[str]] = {}
         for (cid, topic_filter), opts in self.subs.items():
             group, inner = parse_shared(topic_filter)
             if not matches(inner, topic) or (opts.no_local and cid == publisher):
@@ -52,51 +79,30 @@ class Model:
             if group is None:
                 want[(cid, topic_filter)] += 1
             else:
-                groups.setdefault((group, inner), []).append(cid)
-        for (group, inner), members in groups.items():
-            chosen = [cid for cid in members if got[(cid, f"$share/{group}/{inner}")]]
-            assert len(chosen) == 1, (group, inner, members, result)
-            if online & set(members):
-                assert chosen[0] in online
-            want[(chosen[0], f"$share/{group}/{inner}")] += 1
+                groups.setdefault(topic_filter, []).append(cid)
+        for topic_filter, members in groups.items():
+            chosen = [cid for cid in members if got[(cid, topic_filter)]]
+            assert len(chosen) == 1, (topic_filter, members, result)
+            if self.online & set(members):
+                assert chosen[0] in self.online
+            want[(chosen[0], topic_filter)] += 1
         assert got == want
 
+    @invariant()
+    def no_stale_state(self) -> None:
+        assert len(self.router) == len(self.subs)
+        for cid in CLIENTS:
+            mine = {f: opts for (c, f), opts in self.subs.items() if c == cid}
+            assert self.router.subscriptions(cid) == mine
+        prefixes: set[tuple[str, ...]] = set()
+        for _, topic_filter in self.subs:
+            levels = parse_shared(topic_filter)[1].split("/")
+            prefixes.update(tuple(levels[:n]) for n in range(1, len(levels) + 1))
+        assert self.router.node_count == len(prefixes)
 
-@settings(max_examples=300)
-@given(ops, st.sets(clients))
-def test_router_agrees_with_model(script: list[tuple[object, ...]], online: set[str]) -> None:
-    router = Router()
-    router.available = lambda cid: cid in online
-    model = Model()
-    next_id = 1
-    for op in script:
-        if op[0] == "sub":
-            _, cid, topic_filter, no_local = op
-            assert isinstance(cid, str) and isinstance(topic_filter, str)
-            opts = SubOptions(no_local=bool(no_local), subscription_id=next_id)
-            next_id += 1
-            existed = router.subscribe(cid, topic_filter, opts)
-            assert existed == ((cid, topic_filter) in model.subs)
-            model.subs[(cid, topic_filter)] = opts
-        elif op[0] == "unsub":
-            _, cid, topic_filter = op
-            assert isinstance(cid, str) and isinstance(topic_filter, str)
-            assert router.unsubscribe(cid, topic_filter) == ((cid, topic_filter) in model.subs)
-            model.subs.pop((cid, topic_filter), None)
-        elif op[0] == "remove":
-            router.remove_client(str(op[1]))
-            model.subs = {k: v for k, v in model.subs.items() if k[0] != op[1]}
-        else:
-            _, topic, publisher = op
-            assert isinstance(topic, str) and (publisher is None or isinstance(publisher, str))
-            model.check(router, topic, publisher, online)
-            model.check(router, topic, publisher, online)  # second call is served cached
-        assert len(router) == len(model.subs)
-    for cid in CLIENTS:
-        assert router.subscriptions(cid) == {f: o for (c, f), o in model.subs.items() if c == cid}
-        router.remove_client(cid)
-    assert len(router) == 0
-    assert router.node_count == 0
+
+RouterMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40)
+test_router_agrees_with_model = RouterMachine.TestCase
 
 
 def test_subscribe_replaces_options_and_reports_it() -> None:
