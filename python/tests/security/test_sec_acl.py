@@ -213,3 +213,19 @@ def test_a_covered_subscription_never_reaches_an_unreadable_topic(
 def test_read_agrees_with_the_reference_matcher(rule: str, topic: str) -> None:
     acl = Acl.parse(f"topic read {rule}\n")
     assert acl.check("c", None, topic, READ).allowed == matches(rule, topic)
+
+
+WORDS = st.sampled_from(["topic", "pattern", "user", "read", "deny", "#", "%c", "a/+", " ", "\t"])
+
+
+@given(st.lists(st.one_of(WORDS, st.text(max_size=8)), max_size=12).map(" ".join))
+def test_any_text_parses_or_names_its_line(text: str) -> None:
+    try:
+        acl = Acl.parse(text, "fuzz")
+    except AclError as exc:
+        assert str(exc).startswith(f"fuzz:{exc.line}: ")
+        assert 1 <= exc.line <= max(1, len(text.splitlines()))
+        return
+    for client_id, username in (("c", None), ("c", "u"), ("+", "#")):
+        assert isinstance(acl.check(client_id, username, "a/b", WRITE).allowed, bool)
+        assert isinstance(acl.check(client_id, username, "a/#", SUB).allowed, bool)
