@@ -82,6 +82,9 @@ class _Entry:
 
 
 class Router:
+    """Subscriptions by client and filter. `cache_size` bounds the topics whose results
+    are kept (about 600 bytes each); 0 turns the cache off."""
+
     def __init__(self, *, cache_size: int = 65536) -> None:
         self.available: Callable[[str], bool] = lambda _: True
         self._root = _Node()
