@@ -116,7 +116,9 @@ class Peer:
         self.subscribe("sync/never/used")
 
     def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(TIMEOUT)
+        sent = self.client.publish(topic, payload, qos=1)
+        sent.wait_for_publish(TIMEOUT)
+        assert sent.is_published(), "no PUBACK"
 
     def got(self, payload: bytes) -> bool:
         self.sync()
