@@ -8,23 +8,13 @@ broker's socket reads would. Each figure is the best of several rounds.
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 from roost.mqtt.codec import Decoder, encode
 from roost.mqtt.packets import MQTT_5, Connect, Publish
+from router_bench import rate  # best-of-rounds timer, shared by the bench scripts
 
 TOPIC = "roost/site/pi-17/telemetry"
 CHUNK = 4096
-
-
-def rate(count: int, run: Callable[[], None], rounds: int = 3) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return count / best
 
 
 def sample(version: int, size: int = 64) -> Publish:

@@ -189,16 +189,26 @@ def subscriptions(version: int) -> Any:
     )
 
 
-@cache
-def client_packets(version: int) -> Any:
-    """Packets a client sends, CONNECT excluded (it is only valid first)."""
-    v5 = version == MQTT_5
+def _both_ways(version: int) -> list[Any]:
+    """Packets either side may send, PUBLISH aside (only a server's may carry sub ids)."""
     options = [
-        publishes(version, from_client=True),
         _acks(version, PubAck, T.PUBACK, PUBACK_CODES),
         _acks(version, PubRec, T.PUBREC, PUBACK_CODES),
         _acks(version, PubRel, T.PUBREL, PUBREL_CODES),
         _acks(version, PubComp, T.PUBCOMP, PUBREL_CODES),
+        st.builds(Disconnect, _codes(version, DISCONNECT_CODES), _props(version, T.DISCONNECT)),
+    ]
+    if version == MQTT_5:
+        options.append(st.builds(Auth, st.sampled_from(AUTH_CODES), properties(T.AUTH)))
+    return options
+
+
+@cache
+def client_packets(version: int) -> Any:
+    """Packets a client sends, CONNECT excluded (it is only valid first)."""
+    options = [
+        publishes(version, from_client=True),
+        *_both_ways(version),
         st.builds(
             Subscribe,
             packet_ids,
@@ -212,10 +222,7 @@ def client_packets(version: int) -> Any:
             _props(version, T.UNSUBSCRIBE),
         ),
         st.just(PingReq()),
-        st.builds(Disconnect, _codes(version, DISCONNECT_CODES), _props(version, T.DISCONNECT)),
     ]
-    if v5:
-        options.append(st.builds(Auth, st.sampled_from(AUTH_CODES), properties(T.AUTH)))
     return st.one_of(options)
 
 
@@ -234,10 +241,7 @@ def server_packets(version: int) -> Any:
     options = [
         _connacks(version),
         publishes(version, from_client=False),
-        _acks(version, PubAck, T.PUBACK, PUBACK_CODES),
-        _acks(version, PubRec, T.PUBREC, PUBACK_CODES),
-        _acks(version, PubRel, T.PUBREL, PUBREL_CODES),
-        _acks(version, PubComp, T.PUBCOMP, PUBREL_CODES),
+        *_both_ways(version),
         st.builds(
             SubAck,
             packet_ids,
@@ -245,18 +249,10 @@ def server_packets(version: int) -> Any:
             _props(version, T.SUBACK),
         ),
         st.just(PingResp()),
-        st.builds(Disconnect, _codes(version, DISCONNECT_CODES), _props(version, T.DISCONNECT)),
     ]
     if v5:
-        options += [
-            st.builds(
-                UnsubAck,
-                packet_ids,
-                st.lists(st.sampled_from(UNSUBACK_CODES), min_size=1, max_size=4).map(tuple),
-                properties(T.UNSUBACK),
-            ),
-            st.builds(Auth, st.sampled_from(AUTH_CODES), properties(T.AUTH)),
-        ]
+        codes = st.lists(st.sampled_from(UNSUBACK_CODES), min_size=1, max_size=4).map(tuple)
+        options.append(st.builds(UnsubAck, packet_ids, codes, properties(T.UNSUBACK)))
     else:
         options.append(st.builds(UnsubAck, packet_ids))
     return st.one_of(options)

@@ -255,36 +255,41 @@ def _ack(kind: type[PubAck | PubRec | PubRel | PubComp], codes: frozenset[int]) 
     return decode
 
 
-def subscribe(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
+def _head(buf: bytes, pos: int, end: int, version: int, ptype: int) -> tuple[int, Properties, int]:
+    """How SUBSCRIBE, UNSUBSCRIBE and their acks begin: packet id, then v5 properties."""
     packet_id, pos = _packet_id(buf, pos, end)
     props: Properties = {}
     if version == MQTT_5:
-        props, pos = read_properties(buf, pos, end, T.SUBSCRIBE)
+        props, pos = read_properties(buf, pos, end, ptype)
+    return packet_id, props, pos
+
+
+def _subscription(topic_filter: str, options: int, version: int) -> Subscription:
+    qos = options & 3
+    if version != MQTT_5:
+        if options & 0xFC or qos == 3:
+            raise MalformedPacket("invalid subscription options")
+        return Subscription(topic_filter, qos)
+    if options & 0xC0:
+        raise MalformedPacket("subscription options reserved bits are set")
+    if qos == 3:
+        raise ProtocolError("subscription QoS 3")
+    handling = options >> 4 & 3
+    if handling == 3:
+        raise ProtocolError("retain handling 3")
+    no_local = (options & 4) == 4
+    if no_local and is_shared(topic_filter):
+        raise ProtocolError("no local on a shared subscription")
+    return Subscription(topic_filter, qos, no_local, (options & 8) == 8, RetainHandling(handling))
+
+
+def subscribe(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
+    packet_id, props, pos = _head(buf, pos, end, version, T.SUBSCRIBE)
     subs = []
     while pos < end:
         topic_filter, pos = _topic_filter(buf, pos, end)
         options, pos = read_u8(buf, pos, end)
-        qos = options & 3
-        if version == MQTT_5:
-            if options & 0xC0:
-                raise MalformedPacket("subscription options reserved bits are set")
-            if qos == 3:
-                raise ProtocolError("subscription QoS 3")
-            handling = options >> 4 & 3
-            if handling == 3:
-                raise ProtocolError("retain handling 3")
-            no_local = (options & 4) == 4
-            if no_local and is_shared(topic_filter):
-                raise ProtocolError("no local on a shared subscription")
-            subs.append(
-                Subscription(
-                    topic_filter, qos, no_local, (options & 8) == 8, RetainHandling(handling)
-                )
-            )
-        else:
-            if options & 0xFC or qos == 3:
-                raise MalformedPacket("invalid subscription options")
-            subs.append(Subscription(topic_filter, qos))
+        subs.append(_subscription(topic_filter, options, version))
     if not subs:
         raise ProtocolError("SUBSCRIBE without a topic filter")
     return Subscribe(packet_id, tuple(subs), props)
@@ -293,10 +298,7 @@ def subscribe(buf: bytes, flags: int, pos: int, end: int, *, version: int, serve
 def unsubscribe(
     buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool
 ) -> Packet:
-    packet_id, pos = _packet_id(buf, pos, end)
-    props: Properties = {}
-    if version == MQTT_5:
-        props, pos = read_properties(buf, pos, end, T.UNSUBSCRIBE)
+    packet_id, props, pos = _head(buf, pos, end, version, T.UNSUBSCRIBE)
     filters = []
     while pos < end:
         topic_filter, pos = _topic_filter(buf, pos, end)
@@ -317,17 +319,14 @@ def _codes(buf: bytes, pos: int, end: int, allowed: frozenset[int]) -> tuple[int
 
 
 def suback(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
-    packet_id, pos = _packet_id(buf, pos, end)
-    if version == MQTT_5:
-        props, pos = read_properties(buf, pos, end, T.SUBACK)
-        return SubAck(packet_id, _codes(buf, pos, end, _SUBACK_CODES), props)
-    return SubAck(packet_id, _codes(buf, pos, end, _SUBACK_CODES_V3))
+    packet_id, props, pos = _head(buf, pos, end, version, T.SUBACK)
+    allowed = _SUBACK_CODES if version == MQTT_5 else _SUBACK_CODES_V3
+    return SubAck(packet_id, _codes(buf, pos, end, allowed), props)
 
 
 def unsuback(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
-    packet_id, pos = _packet_id(buf, pos, end)
+    packet_id, props, pos = _head(buf, pos, end, version, T.UNSUBACK)
     if version == MQTT_5:
-        props, pos = read_properties(buf, pos, end, T.UNSUBACK)
         return UnsubAck(packet_id, _codes(buf, pos, end, _UNSUBACK_CODES), props)
     _end_check(pos, end)
     return UnsubAck(packet_id)

@@ -20,6 +20,7 @@ from roost.mqtt.errors import (
     RemoteProtocolError,
 )
 from roost.mqtt.packets import MQTT_5, Connect, Packet, PacketType
+from roost.mqtt.wire import read_varint
 
 __all__ = ["MAX_PACKET_SIZE", "Decoder", "decode_one", "encode"]
 
@@ -83,20 +84,13 @@ def _frame(
         _check_header(first, version, server)
     elif first & 0b1110 == 0b1000:
         raise MalformedPacket("DUP set on a QoS 0 PUBLISH")
-    cursor = pos + 1
-    length = 0
-    for shift in (0, 7, 14, 21):
-        if cursor >= limit:
-            raise InsufficientData
-        byte = buf[cursor]
-        cursor += 1
-        length |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if byte == 0 and shift:
-                raise MalformedPacket("remaining length not in its shortest form")
-            break
+    if pos + 1 >= limit:
+        raise InsufficientData
+    length = buf[pos + 1]
+    if length < 0x80:  # most packets: a one-byte remaining length
+        cursor = pos + 2
     else:
-        raise MalformedPacket("remaining length longer than four bytes")
+        length, cursor = read_varint(buf, pos + 1, limit, InsufficientData)
     end = cursor + length
     if end - pos > max_size:
         raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the limit of {max_size}")

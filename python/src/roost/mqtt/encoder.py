@@ -147,41 +147,46 @@ def _ack(first: int, ptype: int) -> Callable[[Any, int], bytes]:
     return encode_ack
 
 
+def _head(
+    packet: Subscribe | Unsubscribe | SubAck | UnsubAck, version: int, ptype: int
+) -> list[bytes]:
+    """How SUBSCRIBE, UNSUBSCRIBE and their acks begin: packet id, then v5 properties."""
+    parts = [_packet_id(packet.packet_id)]
+    if version == MQTT_5:
+        parts.append(_props(packet, ptype))
+    return parts
+
+
+def _filter(topic_filter: str) -> bytes:
+    if not valid_topic_filter(topic_filter):
+        raise LocalProtocolError(f"invalid topic filter {topic_filter!r}")
+    return str_field(topic_filter)
+
+
 def _subscribe(packet: Subscribe, version: int) -> bytes:
     if not packet.subscriptions:
         raise LocalProtocolError("SUBSCRIBE needs at least one subscription")
-    parts = [_packet_id(packet.packet_id)]
-    if version == MQTT_5:
-        parts.append(_props(packet, T.SUBSCRIBE))
+    parts = _head(packet, version, T.SUBSCRIBE)
     for sub in packet.subscriptions:
-        if not valid_topic_filter(sub.topic_filter):
-            raise LocalProtocolError(f"invalid topic filter {sub.topic_filter!r}")
         options = _qos(sub.qos)
         if version == MQTT_5:
             options |= sub.no_local << 2 | sub.retain_as_published << 3
             options |= int(sub.retain_handling) << 4
-        parts += (str_field(sub.topic_filter), bytes((options,)))
+        parts += (_filter(sub.topic_filter), bytes((options,)))
     return _frame(0x82, *parts)
 
 
 def _unsubscribe(packet: Unsubscribe, version: int) -> bytes:
     if not packet.topic_filters:
         raise LocalProtocolError("UNSUBSCRIBE needs at least one topic filter")
-    parts = [_packet_id(packet.packet_id)]
-    if version == MQTT_5:
-        parts.append(_props(packet, T.UNSUBSCRIBE))
-    for topic_filter in packet.topic_filters:
-        if not valid_topic_filter(topic_filter):
-            raise LocalProtocolError(f"invalid topic filter {topic_filter!r}")
-        parts.append(str_field(topic_filter))
-    return _frame(0xA2, *parts)
+    parts = _head(packet, version, T.UNSUBSCRIBE)
+    return _frame(0xA2, *parts, *map(_filter, packet.topic_filters))
 
 
 def _suback(packet: SubAck, version: int) -> bytes:
     if not packet.reason_codes:
         raise LocalProtocolError("SUBACK needs at least one reason code")
-    props = _props(packet, T.SUBACK) if version == MQTT_5 else b""
-    return _frame(0x90, _packet_id(packet.packet_id), props, bytes(packet.reason_codes))
+    return _frame(0x90, *_head(packet, version, T.SUBACK), bytes(packet.reason_codes))
 
 
 def _unsuback(packet: UnsubAck, version: int) -> bytes:
@@ -189,8 +194,7 @@ def _unsuback(packet: UnsubAck, version: int) -> bytes:
         return _frame(0xB0, _packet_id(packet.packet_id))
     if not packet.reason_codes:
         raise LocalProtocolError("a v5 UNSUBACK needs at least one reason code")
-    props = _props(packet, T.UNSUBACK)
-    return _frame(0xB0, _packet_id(packet.packet_id), props, bytes(packet.reason_codes))
+    return _frame(0xB0, *_head(packet, version, T.UNSUBACK), bytes(packet.reason_codes))
 
 
 def _reason_and_props(first: int, ptype: int) -> Callable[[Any, int], bytes]:

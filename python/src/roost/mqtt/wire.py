@@ -6,6 +6,7 @@ past `end` inside a packet is malformed, never "need more data": the body is com
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from struct import Struct
 
 from roost.mqtt.errors import LocalProtocolError, MalformedPacket
@@ -37,11 +38,18 @@ def read_u32(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     return U32.unpack_from(buf, pos)[0], pos + 4
 
 
-def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def read_varint(
+    buf: bytes | memoryview,
+    pos: int,
+    end: int,
+    short: Callable[[str], Exception] = MalformedPacket,
+) -> tuple[int, int]:
+    """`short` is what running out of bytes means: malformed inside a packet, or
+    InsufficientData while reading a fixed header."""
     value = 0
     for shift in (0, 7, 14, 21):
         if pos >= end:
-            raise malformed("packet ends inside a variable byte integer")
+            raise short("packet ends inside a variable byte integer")
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
