@@ -102,20 +102,9 @@ def _levels(topic: str) -> tuple[str, ...]:
     return tuple(topic.split("/"))
 
 
-def _matches(rule: tuple[str, ...], topic: tuple[str, ...]) -> bool:
-    """Whether a rule filter matches a concrete topic; `$` topics need a literal first level."""
-    if topic[0][:1] == "$" and rule[0] in ("+", "#"):
-        return False
-    for i, level in enumerate(rule):
-        if level == "#":
-            return True
-        if i >= len(topic) or (level != "+" and level != topic[i]):
-            return False
-    return len(rule) == len(topic)
-
-
 def _covers(rule: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
-    """Whether every topic the filter `wanted` can match is also matched by `rule`."""
+    """Whether every topic the filter `wanted` can match is also matched by `rule`; for a
+    plain topic name that is simply "rule matches topic". `$` topics need a literal level."""
     if wanted[0][:1] == "$" and rule[0] in ("+", "#"):
         return False
     for i, level in enumerate(rule):
@@ -165,9 +154,8 @@ class ClientAcl:
             except ValueError:
                 return Decision(False, None, "malformed shared subscription")
         levels = _levels(topic)
-        match = _covers if access is Access.SUBSCRIBE else _matches
         for rule, pattern in self.rules:
-            if match(pattern, levels):
+            if _covers(pattern, levels):
                 if rule.grant is Grant.DENY:
                     return Decision(False, rule)
                 if rule.grant.allows(access):
