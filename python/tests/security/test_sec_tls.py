@@ -209,3 +209,27 @@ def test_bad_files_raise_tls_error(pki: Pki, tmp_path: Path) -> None:
 def test_key_files_are_private(pki: Pki) -> None:
     assert pki.device.key_path.stat().st_mode & 0o777 == 0o600
     assert pki.ca.key_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_peer_identity_on_an_ssl_object(pki: Pki) -> None:
+    """asyncio hands the server an SSLObject (memory BIOs), not an SSLSocket."""
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    server = _ctx(pki).wrap_bio(bios[0], bios[1], server_side=True)
+    client = client_context(pki.ca, pki.device).wrap_bio(
+        bios[2], bios[3], server_hostname="localhost"
+    )
+    done: set[str] = set()
+    for _ in range(10):  # a few flights each way
+        for name, side in (("client", client), ("server", server)):
+            try:
+                side.do_handshake()
+                done.add(name)
+            except ssl.SSLWantReadError:
+                pass
+        bios[0].write(bios[3].read())  # client -> server
+        bios[2].write(bios[1].read())  # server -> client
+    assert done == {"client", "server"}
+    assert peer_identity(server) == "pi-0001"
+    assert peer_identity(server, "san-uri") == "roost://fleet/pi-0001"
+    assert peer_identity(server, "san-dns") == "pi-0001.local"
+    assert peer_identity(client) == "localhost"
