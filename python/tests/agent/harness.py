@@ -46,7 +46,8 @@ class Server:
         server = self.pki.issue("broker", server=True)
         acl = self.data / "acl"
         # the one pattern that confines every Pi, plus an operator account
-        acl.write_text("pattern readwrite roost/lab/%c/#\n\nuser operator\ntopic readwrite roost/#\n")
+        acl.write_text("pattern readwrite roost/lab/%c/#\n\n"
+                       "user operator\ntopic readwrite roost/#\n")
         return "\n".join([*lines, f"cafile {self.pki.ca}", f"certfile {server.cert}",
                           f"keyfile {server.key}", "require_certificate true",
                           "use_identity_as_username true", f"acl_file {acl}", ""])
@@ -67,7 +68,7 @@ class Server:
             self.proc = None
 
 
-def agent_toml(state: Path, ports: list[int], client_id: str = "pi-1", extra: str = "",
+def agent_toml(state: Path, ports: list[int], *, client_id: str = "pi-1", extra: str = "",
                collectors: str = "load = 0.1", tls: tuple[Path, Identity] | None = None) -> str:
     endpoints = ", ".join(f'"{HOST}:{p}"' for p in ports)
     off = "\n".join(f"{m} = 0" for m in ("cpu_temp", "memory", "disk", "uptime", "network",
@@ -136,7 +137,7 @@ class Watcher:
         if tls:
             self.client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1].cert),
                                 keyfile=str(tls[1].key))
-        self.client.reconnect_delay_set(0.05, 0.3)
+        self.client.reconnect_delay_set(1, 2)
         self.client.on_connect = self._connected
         self.client.on_subscribe = self._subscribed
         self.client.on_message = self._message

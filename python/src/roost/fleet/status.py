@@ -96,7 +96,8 @@ def read(access: Access, site: str | None, window: float) -> list[Pi]:
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         with lock:
             fold(pis, msg.topic, bytes(msg.payload))
-            last[0] = time.monotonic()
+            if msg.retain:  # live traffic never goes quiet; the retained burst does
+                last[0] = time.monotonic()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2,
                          client_id=f"roost-fleet-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
