@@ -104,7 +104,11 @@ def test_file_from_mosquitto_passwd_verifies(tmp_path: Path) -> None:
         ["mosquitto_passwd", "-c", "-b", str(path), "alice", "s3cret"], check=True, timeout=30
     )
     subprocess.run([*run, "bob", "with:colon and spaces é"], check=True, timeout=30)
+    sha512 = ["mosquitto_passwd", "-H", "sha512", "-b", str(path), "carol", "old-style"]
+    subprocess.run(sha512, check=True, timeout=30)  # the 1.x format, still on offer
+    assert ":$6$" in path.read_text().splitlines()[2]
     users = PasswordFile.parse(path.read_text(), str(path))
+    assert users.verify("carol", b"old-style") and not users.verify("carol", b"old-stylE")
     assert users.verify("alice", b"s3cret")
     assert users.verify("bob", "with:colon and spaces é".encode())
     assert not users.verify("alice", b"s3creT")
