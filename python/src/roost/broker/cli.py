@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from roost.broker import config as cfg
 
@@ -20,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="accept clients without credentials (loopback binds only)")
     run.add_argument("--data-dir", help="directory for the durable store")
     run.add_argument("--durability", choices=("batched", "strict"))
+    run.add_argument("--max-queued-messages", type=int, metavar="N",
+                     help="QoS 1/2 messages queued per client before new ones are dropped "
+                          "(default 1000; 0: no limit)")
     run.add_argument("--acl-file", help="ACL file (not supported yet)")
     run.add_argument("--log-level", choices=cfg.LOG_LEVELS)
     run.set_defaults(func=_run)
@@ -41,8 +46,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> cfg.Config:
-    from dataclasses import replace  # noqa: PLC0415 - only needed at startup
-
     config = cfg.load(args.config) if args.config else None
     if config is None:
         if not args.bind:
@@ -50,8 +53,6 @@ def _build(args: argparse.Namespace) -> cfg.Config:
         config = cfg.Config(listeners=[cfg.parse_bind(b) for b in args.bind])
     elif args.bind:
         config = replace(config, listeners=[cfg.parse_bind(b) for b in args.bind])
-    from pathlib import Path  # noqa: PLC0415
-
     changes: dict[str, object] = {}
     if args.data_dir:
         changes["data_dir"] = Path(args.data_dir)
@@ -61,8 +62,15 @@ def _build(args: argparse.Namespace) -> cfg.Config:
         changes["log_level"] = args.log_level
     if args.acl_file:
         changes["acl_file"] = Path(args.acl_file)
+    limits: dict[str, object] = {}
     if args.allow_anonymous:
-        changes["settings"] = replace(config.settings, allow_anonymous=True)
+        limits["allow_anonymous"] = True
+    if args.max_queued_messages is not None:
+        if args.max_queued_messages < 0:
+            raise cfg.ConfigError("--max-queued-messages must be 0 or more")
+        limits["max_queued_messages"] = args.max_queued_messages
+    if limits:
+        changes["settings"] = replace(config.settings, **limits)  # type: ignore[arg-type]
     config = replace(config, **changes)  # type: ignore[arg-type]
     cfg.check_anonymous(config)
     return config

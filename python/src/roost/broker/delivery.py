@@ -2,7 +2,8 @@
 
 QoS 0 goes straight to a connected client and is never queued. QoS 1/2 take a packet id
 while fewer than `send_quota` are in flight (the client's receive maximum capped by our
-`max_inflight`); the rest wait in the session queue, at most `max_queued_messages`.
+`max_inflight`); the rest wait in the session queue, at most `max_queued_messages`
+(0: no limit).
 Drop policy when the queue is full: the new message is dropped (the queue keeps the
 oldest, as Mosquitto does) and counted in `stats.dropped`.
 """
@@ -30,11 +31,13 @@ class Deliverer:
         self.settings = settings
         self.store = store
         self.stats = stats
-        # Fan-out encodes a message once per shape: the last message's encodings by
-        # (version, qos, retain, sub_ids, dup, remaining expiry); QoS > 0 templates get
-        # their packet id patched in at `offset`.
-        self._cache_msg: Message | None = None
-        self._cache: dict[tuple[object, ...], tuple[bytes, int]] = {}
+        # Fan-out encodes a message once per run of same-shaped deliveries: the last
+        # encoding is reused while (version, qos, retain, sub_ids, dup, remaining
+        # expiry) match, with the packet id patched in at `_pid_at` for QoS > 0.
+        self._last_msg: Message | None = None
+        self._last_key: tuple[object, ...] = ()
+        self._last_data = b""
+        self._pid_at = -1
 
     def deliver(self, s: Session, out: Outgoing, now: float) -> None:
         """Send, queue or drop one delivery; `out.seq` and `packet_id` are set here."""
@@ -54,7 +57,8 @@ class Deliverer:
             if not self._send(conn, out, False, now):
                 self._finish(s, pid)
             return
-        if len(s.queue) >= self.settings.max_queued_messages:
+        limit = self.settings.max_queued_messages
+        if limit and len(s.queue) >= limit:
             self.stats.dropped += 1
             return
         s.queue.append(out)
@@ -132,20 +136,21 @@ class Deliverer:
         if conn.alias_out_max and version == MQTT_5:
             data = self._encode_aliased(conn, out, dup, remaining)
         else:
-            if self._cache_msg is not msg:
-                self._cache_msg = msg
-                self._cache = {}
-            qos = out.qos
-            key = (version, qos, out.retain, out.sub_ids, dup, remaining)
-            entry = self._cache.get(key)
-            if entry is None:
-                data = _encode(out, version, dup, remaining, topic=msg.topic, alias=None)
-                self._cache[key] = (data, _pid_offset(data, msg.topic))
-            elif qos:
-                data, at = entry
-                data = b"".join((data[:at], out.packet_id.to_bytes(2, "big"), data[at + 2:]))
+            key = (version, out.qos, out.retain, out.sub_ids, dup, remaining)
+            if self._last_msg is msg and self._last_key == key:
+                data = self._last_data
+                if out.qos:
+                    at = self._pid_at
+                    if at < 0:
+                        at = self._pid_at = _pid_offset(data, msg.topic)
+                    data = b"".join((data[:at], out.packet_id.to_bytes(2, "big"),
+                                     data[at + 2:]))
             else:
-                data = entry[0]
+                data = _encode(out, version, dup, remaining, topic=msg.topic, alias=None)
+                self._last_msg = msg
+                self._last_key = key
+                self._last_data = data
+                self._pid_at = -1
         if len(data) > conn.max_out_size:
             self.stats.dropped += 1
             return False

@@ -29,7 +29,7 @@ from roost.broker.session import Session
 from roost.broker.settings import Settings
 from roost.broker.store import Store
 from roost.broker.sysinfo import Stats
-from roost.broker.topics import parse_shared, valid_topic_filter, valid_topic_name
+from roost.broker.topics import parse_shared, valid_topic_filter
 from roost.mqtt.codec import Decoder
 from roost.mqtt.errors import ProtocolError, RemoteProtocolError, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
@@ -89,6 +89,9 @@ class Broker:
         self.deliverer = Deliverer(settings, store, self.stats)
         self.lifecycle = Lifecycle(self)
         self.router.available = self._available
+        self._max_levels = settings.max_topic_levels
+        self._max_length = settings.max_topic_length
+        self._max_chars = settings.max_topic_length // 4  # shorter is short enough in UTF-8
         self._next_sys = now + settings.sys_interval if settings.sys_interval > 0 else 0.0
         self._handlers: dict[type[Any], Callable[[Connection, Any, float], None]] = {
             Connect: self.lifecycle.connect,
@@ -236,14 +239,10 @@ class Broker:
         for topic, value in stats.topics(now):
             self.publish(Message(topic, value.encode(), 0, True), None, now)
 
-    def _valid_topic(self, topic: str, wildcards: bool) -> bool:
-        s = self.settings
-        if wildcards:
-            ok = valid_topic_filter(topic, max_levels=s.max_topic_levels)
-        else:
-            ok = valid_topic_name(topic, max_levels=s.max_topic_levels)
-        limit = s.max_topic_length
-        return ok and (len(topic) <= limit or len(topic.encode()) <= limit)
+    def _valid_filter(self, topic_filter: str) -> bool:
+        limit = self._max_length
+        return valid_topic_filter(topic_filter, max_levels=self._max_levels) and (
+            len(topic_filter) <= limit or len(topic_filter.encode()) <= limit)
 
     # -- packets from clients -----------------------------------------------------
 
@@ -266,7 +265,9 @@ class Broker:
                     raise ProtocolError(f"unknown topic alias {alias}")
                 topic = found
             props = {k: v for k, v in props.items() if k != _ALIAS}
-        if not self._valid_topic(topic, False):
+        # The codec refused wildcards and empty names; check only our limits.
+        if topic.count("/") >= self._max_levels or (
+                len(topic) > self._max_chars and len(topic.encode()) > self._max_length):
             raise ProtocolError(f"invalid topic name {topic[:100]!r}",
                                 ReasonCode.TOPIC_NAME_INVALID)
         qos = p.qos
@@ -346,7 +347,7 @@ class Broker:
         retained: list[tuple[str, SubOptions]] = []
         for sub in p.subscriptions:
             f = sub.topic_filter
-            if not self._valid_topic(f, True):
+            if not self._valid_filter(f):
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80)
                 continue
             group, inner = parse_shared(f)

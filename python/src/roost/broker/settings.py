@@ -16,7 +16,7 @@ class Settings:
     connect_timeout: float = 10.0  # seconds a socket may stay open without a CONNECT
     max_keepalive: int = 65535  # v5 clients asking for more (or 0) get this back
     max_inflight: int = 20  # outgoing QoS 1/2 unacknowledged per client
-    max_queued_messages: int = 1000  # per client, beyond the in-flight window
+    max_queued_messages: int = 1000  # per client, beyond the in-flight window; 0: no limit
     receive_maximum: int = 100  # incoming QoS 2 awaiting PUBREL per client
     topic_alias_maximum: int = 64  # incoming aliases a v5 client may use
     max_topic_length: int = 65535  # bytes of UTF-8
