@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from roost.agent.collectors import BUILTINS, cpu_temp, throttled
 from roost.agent.config import Plugin
 from roost.agent.plugins import collect
@@ -58,3 +60,20 @@ def test_executable_plugins(tmp_path: Path) -> None:
         assert collect(bad) is None, body
     assert collect(Plugin("p", 1, 1, command=(str(tmp_path / "missing"),))) is None
     assert collect(Plugin("p", 1, 1, entry_point="no-such-entry-point")) is None
+
+
+def test_entry_point_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "roost_probe.py").write_text(
+        "def good():\n    return {'answer': 42}\n"
+        "def broken():\n    raise RuntimeError('sensor unplugged')\n"
+        "def opaque():\n    return object()\n")
+    info = tmp_path / "roost_probe-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: roost-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[roost.collectors]\ngood = roost_probe:good\nbroken = roost_probe:broken\n"
+        "opaque = roost_probe:opaque\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # a real installed distribution, found by path
+    assert collect(Plugin("p", 1, 1, entry_point="good")) == {"answer": 42}
+    assert collect(Plugin("p", 1, 1, entry_point="broken")) is None
+    assert collect(Plugin("p", 1, 1, entry_point="opaque")) is None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import AgentFactory, WatcherFactory
-from .harness import Server, Watcher, agent_toml
+from .harness import Server, Watcher, agent_toml, dedupe
 
 CMD = "roost/lab/pi-1/cmd/"
 
@@ -77,3 +77,21 @@ def test_refused_requests_get_an_error_and_run_nothing(w: Watcher, tmp_path: Pat
         assert set(reply) == {"ok", "error"}
         assert not marker.exists(), (name, payload)
     assert w.request(CMD + "ping", b"")["ok"] is True  # and the agent is still serving
+
+
+def test_restart_agent_comes_back_with_the_same_pid_and_seq_counter(
+        mosquitto: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> None:
+    w = watcher(mosquitto.port, ["roost/lab/#"])
+    proc = agent(agent_toml(tmp_path / "state", [mosquitto.port], collectors="load = 0.1"))
+    w.wait(lambda ms: len(w.seqs()) >= 3, "samples before the restart")
+    assert w.request(CMD + "restart-agent", b"") == {"ok": True, "result": {"restarting": True}}
+    def back(ms: object) -> bool:
+        states = [s["state"] for s in w.statuses()]
+        return "offline" in states and "online" in states[states.index("offline"):]
+
+    w.wait(back, "offline, then online again")
+    before = max(w.seqs())
+    w.wait(lambda ms: max(w.seqs()) >= before + 3, "samples after the restart")
+    got = dedupe(w.seqs())
+    assert got == list(range(1, got[-1] + 1)), "the counter went on where it stopped"
+    assert proc.proc.poll() is None and proc.output().count("roost agent 0.1.0 as") == 2
