@@ -15,15 +15,15 @@ RATE = 0.05  # seconds between samples
 
 
 def test_samples_taken_while_broker_is_down_arrive_in_order_without_gaps(
-        mosquitto: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> None:
-    w = watcher(mosquitto.port, ["roost/lab/+/telemetry/#"], name="checker")
-    proc = agent(agent_toml(tmp_path / "state", [mosquitto.port], collectors=f"load = {RATE}"))
+        broker: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> None:
+    w = watcher(broker.port, ["roost/lab/+/telemetry/#"], name="checker")
+    proc = agent(agent_toml(tmp_path / "state", [broker.port], collectors=f"load = {RATE}"))
     w.wait(lambda ms: len(w.seqs()) >= 5, "samples before the outage")
-    mosquitto.stop()
+    broker.stop()
     before = max(w.seqs())
     time.sleep(DOWN_FOR)  # the agent keeps sampling into its queue meanwhile
     assert proc.proc.poll() is None, "the agent must survive the outage"
-    mosquitto.start()
+    broker.start()
     expected = before + int(DOWN_FOR / RATE / 2)  # at least half the nominal rate was queued
     w.wait(lambda ms: max(w.seqs()) >= expected + 5, "the backlog and new samples")
     got = dedupe(w.seqs())
