@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as PahoProperties
 
 from roost.broker.engine import Broker
+from roost.broker.policy import Policy
 from roost.broker.settings import Settings
 from roost.broker.store import SqliteStore
 from roost.mqtt.codec import Decoder, encode
@@ -35,14 +36,15 @@ class Clock:
 class World:
     """A broker on a real SQLite file, a clock the test moves, and in-memory clients."""
 
-    def __init__(self, path: Path, **settings: Any) -> None:
+    def __init__(self, path: Path, policy: Policy | None = None, **settings: Any) -> None:
         settings.setdefault("allow_anonymous", True)
         settings.setdefault("sys_interval", 0)
         self.path = path
         self.settings = Settings(**settings)
         self.clock = Clock()
+        self.policy = policy
         self.store = SqliteStore(path / "roost.db")
-        self.broker = Broker(self.settings, self.store, now=self.clock.now)
+        self.broker = Broker(self.settings, self.store, now=self.clock.now, policy=policy)
 
     def restart(self) -> None:
         """Close the store (as a clean shutdown does) and load a new broker from it."""
@@ -50,7 +52,7 @@ class World:
         self.broker.take_dirty()
         self.store.close()
         self.store = SqliteStore(self.path / "roost.db")
-        self.broker = Broker(self.settings, self.store, now=self.clock.now)
+        self.broker = Broker(self.settings, self.store, now=self.clock.now, policy=self.policy)
 
     def advance(self, seconds: float) -> None:
         self.clock.now += seconds

@@ -205,6 +205,10 @@ class Broker:
         if not matches:
             return False
         sessions = self.sessions
+        if self.policy.checks_reads:
+            matches = self._readable(matches, msg.topic)
+            if not matches:
+                return True
         deliver = self.deliverer.deliver
         mqos = msg.qos
         retain = msg.retain
@@ -229,6 +233,17 @@ class Broker:
             if s is not None:
                 deliver(s, Outgoing(0, msg, min(mqos, q), retain and r, tuple(sorted(ids_))), now)
         return True
+
+    def _readable(self, matches: list[tuple[str, SubOptions]],
+                  topic: str) -> list[tuple[str, SubOptions]]:
+        read = self.policy.authorize_read
+        sessions = self.sessions
+        kept = []
+        for client_id, opts in matches:
+            s = sessions.get(client_id)
+            if s is not None and read(client_id, s.username, topic):
+                kept.append((client_id, opts))
+        return kept
 
     def publish_sys(self, now: float) -> None:
         stats = self.stats
@@ -372,7 +387,10 @@ class Broker:
     def _send_retained(self, s: Session, topic_filter: str, opts: SubOptions,
                        now: float) -> None:
         ids = () if opts.subscription_id is None else (opts.subscription_id,)
+        policy = self.policy
         for topic, msg in self.retained.match(topic_filter):
+            if policy.checks_reads and not policy.authorize_read(s.client_id, s.username, topic):
+                continue
             if msg.expires_at is not None and msg.expires_at <= now:
                 self.retained.delete(topic)
                 self.store.set_retained(topic, None)

@@ -132,6 +132,7 @@ class Lifecycle:
         s.expiry = expiry
         s.expires_at = None
         s.conn = conn
+        s.username = conn.username
         conn.session = s
         conn.will = p.will
         if s.persistent:

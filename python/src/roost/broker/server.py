@@ -18,7 +18,10 @@ from pathlib import Path
 from roost.broker.config import Config
 from roost.broker.connection import Connection
 from roost.broker.engine import Broker
+from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
 from roost.broker.store import NullStore, SqliteStore, Store
+from roost.security.acl import Acl
+from roost.security.errors import LineError
 
 log = logging.getLogger("roost.broker")
 
@@ -65,12 +68,25 @@ def open_store(config: Config) -> Store:
     return SqliteStore(Path(config.data_dir) / "roost.db", strict=config.durability == "strict")
 
 
+def load_acl(path: Path) -> Acl:
+    """Parse an ACL file; raises OSError or LineError (`FILE:LINE: reason`)."""
+    return Acl.parse(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def make_policy(config: Config) -> Policy:
+    allow = config.settings.allow_anonymous
+    if config.acl_file is None:
+        return AnonymousPolicy(allow)
+    return AclPolicy(allow, load_acl(config.acl_file))
+
+
 class Server:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
         self.strict = config.durability == "strict"
-        self.broker = Broker(config.settings, store, now=time.time())
+        self.policy = make_policy(config)
+        self.broker = Broker(config.settings, store, now=time.time(), policy=self.policy)
         self.servers: list[asyncio.Server] = []
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -126,6 +142,18 @@ class Server:
         loop = asyncio.get_running_loop()
         self._tick_handle = loop.call_later(max(0.05, deadline - now), self._tick)
 
+    def reload(self) -> None:
+        """SIGHUP: re-read the ACL file; a bad file is reported and the old rules kept."""
+        policy = self.policy
+        if not isinstance(policy, AclPolicy) or self.config.acl_file is None:
+            return
+        try:
+            policy.acl = load_acl(self.config.acl_file)
+        except (OSError, LineError) as e:
+            log.error("ACL reload failed, keeping the previous rules: %s", e)
+        else:
+            log.info("reloaded %s", self.config.acl_file)
+
     async def stop(self) -> None:
         """Close listeners, say goodbye to v5 clients, commit and close the store."""
         for srv in self.servers:
@@ -152,6 +180,7 @@ async def serve(config: Config) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await stop.wait()
     log.info("shutting down")
     await server.stop()

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class Session:
     __slots__ = (
         "client_id", "conn", "expires_at", "expiry", "incoming", "inflight", "next_pid",
-        "next_seq", "queue", "stored", "will", "will_at",
+        "next_seq", "queue", "stored", "username", "will", "will_at",
     )
 
     def __init__(self, client_id: str, expiry: int) -> None:
@@ -31,6 +31,7 @@ class Session:
         self.will: Will | None = None  # a delayed will waiting for `will_at`
         self.will_at = 0.0
         self.stored = False  # the store has a row for it
+        self.username: str | None = None  # of the last connection, for ACL read checks
 
     @property
     def persistent(self) -> bool:
