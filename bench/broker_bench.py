@@ -165,7 +165,9 @@ def table(results: dict[str, dict[str, Row]], names: list[str]) -> str:
             extra = f" lost={c['lost_acked']}" if c.get("lost_acked") is not None else ""
             extra += f" p50={c['p50_ms']:.2f}ms" if "p50_ms" in c else ""
             extra += f" {c['kb_per_conn']:.1f}KB/conn" if "kb_per_conn" in c else ""
-            extra += f" broker={c['broker_cpu']:.2f}" if "broker_cpu" in c else ""
+            if c.get("broker_cpu"):  # rate per broker CPU second: steadier on a busy box
+                extra += f" broker={c['broker_cpu']:.2f}"
+                extra += f" ({c['value'] / c['broker_cpu']:,.0f}/cpu-s)" if unit != "ms" else ""
             notes.append(f"{n}: gen {c.get('gen_cpu', '-')}{extra}")
         lines.append(f"{row:<28}{unit:>8}" + "".join(f"{_fmt(v):>12}" for v in vals)
                      + f"{_fmt(ratio) + 'x' if ratio else '-':>8}{target:>9}  "

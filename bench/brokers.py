@@ -81,7 +81,8 @@ def start_mosquitto(workdir: Path) -> Broker:
             f"listener {port} {HOST}\n"
             "allow_anonymous true\n"
             f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-            # Never drop an acknowledged QoS 1 message for a slow subscriber (default 1000).
+            # Never drop an acknowledged QoS 1 message for a slow subscriber (default 1000);
+            # Roost gets the same limit.
             "max_queued_messages 1000000\n"
             "set_tcp_nodelay true\n"  # as asyncio servers (Roost) do; else 40 ms ACK stalls
             "log_dest none\n"  # no per-connection log lines while we open 10,000
@@ -103,7 +104,8 @@ def start_mosquitto(workdir: Path) -> Broker:
 
 def start_roost(workdir: Path, python: str) -> Broker:
     cmd = [python, "-m", "roost", "broker", "run", "--bind", f"{HOST}:0",
-           "--allow-anonymous", "--data-dir", str(workdir)]
+           "--allow-anonymous", "--data-dir", str(workdir),
+           "--max-queued-messages", "1000000", "--log-level", "warning"]
     broker, m = _launch("roost", cmd, re.compile(r"roost broker listening on [\d.]+:(\d+)"))
     broker.port = int(m.group(1))
     return broker
