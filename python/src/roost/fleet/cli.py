@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         help="seconds to collect retained messages at most (default 3)")
     status.add_argument("--json", action="store_true", help="JSON list for scripts")
     status.set_defaults(func=_status)
+    from roost.dashboard import cli as dashboard_cli  # noqa: PLC0415 (`fleet serve`)
+
+    dashboard_cli.add_parser(actions)
 
 
 def _status(args: argparse.Namespace) -> int:
