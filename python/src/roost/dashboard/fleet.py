@@ -31,18 +31,17 @@ class Fleet:
         if parts is None or not parts[0] or not parts[1]:
             return False
         site, client, kind, rest = parts
-        if self.site is not None and site != self.site:
+        if (self.site is not None and site != self.site) or (kind, bool(rest)) not in (
+                ("status", False), ("telemetry", True)):
             return False
         pi = self.pis.get((site, client))
         if pi is None:
-            if len(self.pis) >= MAX_PIS or kind not in ("status", "telemetry"):
+            if len(self.pis) >= MAX_PIS:
                 return False
             pi = self.pis[(site, client)] = Pi(site, client)
-        if kind == "status" and not rest:
+        if kind == "status":
             return pi.fold_status(payload, retained, now)
-        if kind == "telemetry" and rest:
-            return pi.fold_telemetry(rest, payload, retained, now)
-        return False
+        return pi.fold_telemetry(rest, payload, retained, now)
 
     def node(self, name: str) -> Node:
         return self.nodes.setdefault(name, Node(name))
