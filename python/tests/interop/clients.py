@@ -59,6 +59,7 @@ class Peer:
         c.on_connect = self._on_connect
         c.on_message = lambda _c, _u, msg: self.messages.put(msg)
         c.on_subscribe = self._on_subscribe
+        c.on_unsubscribe = self._on_subscribe  # same shape: mid and reason codes
         c.on_disconnect = self._on_disconnect
 
     def _on_connect(self, _c: Any, _u: Any, flags: Any, rc: Any, properties: Any) -> None:
@@ -110,10 +111,18 @@ class Peer:
                                            properties=p)
         else:
             _, mid = self.client.subscribe(topic, qos)
+        return self._acked(mid, topic)
+
+    def unsubscribe(self, topic: str) -> list[int]:
+        _, mid = self.client.unsubscribe(topic)
+        return self._acked(mid, topic)
+
+    def _acked(self, mid: int | None, topic: str) -> list[int]:
+        """Wait for the SUBACK or UNSUBACK of mid."""
         assert mid is not None
         with self._suback_seen:
             got = self._suback_seen.wait_for(lambda: mid in self._subacks, WAIT)
-        assert got, f"{self.broker.name}: no SUBACK for {topic}"
+        assert got, f"{self.broker.name}: no SUBACK/UNSUBACK for {topic}"
         return self._subacks[mid]
 
     def publish(self, topic: str, payload: bytes | str = b"", qos: int = 0,

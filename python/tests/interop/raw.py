@@ -39,11 +39,17 @@ def prop(pid: int, value: int, size: int) -> bytes:
     return bytes([pid]) + value.to_bytes(size, "big")
 
 
-def connect(client_id: str, version: int = 5, props: bytes = b"") -> bytes:
-    head = utf8("MQTT") + bytes([version, 0x02]) + struct.pack("!H", 30)
+def connect(client_id: str, version: int = 5, props: bytes = b"", keepalive: int = 30,
+            will: tuple[str, bytes] | None = None) -> bytes:
+    flags = 0x02 | (0x04 if will else 0)
+    head = utf8("MQTT") + bytes([version, flags]) + struct.pack("!H", keepalive)
     if version == 5:
         head += varint(len(props)) + props
-    return frame(0x10, head + utf8(client_id))
+    tail = utf8(client_id)
+    if will:
+        tail += (b"\x00" if version == 5 else b"") + utf8(will[0])
+        tail += struct.pack("!H", len(will[1])) + will[1]
+    return frame(0x10, head + tail)
 
 
 def publish(topic: str, payload: bytes, *, version: int = 5, qos: int = 0, pid: int = 0,
@@ -111,9 +117,10 @@ class RawClient:
         assert packet[0] == kind, f"expected packet type {kind}, got {packet[0]}"
         return packet[2]
 
-    def handshake(self, client_id: str, version: int = 5, props: bytes = b"") -> bytes:
+    def handshake(self, client_id: str, version: int = 5, props: bytes = b"",
+                  keepalive: int = 30, will: tuple[str, bytes] | None = None) -> bytes:
         """CONNECT and check the CONNACK accepted us; returns the CONNACK body."""
-        self.send(connect(client_id, version, props))
+        self.send(connect(client_id, version, props, keepalive, will))
         body = self.expect(CONNACK)
         assert body[1] == 0, f"CONNACK refused: {body[1]:#x}"
         return body

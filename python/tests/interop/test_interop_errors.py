@@ -11,6 +11,7 @@ from .clients import Peer, publish_once
 # A wildcard in a PUBLISH topic: 0x90 Topic Name invalid fits best; Mosquitto sends 0x82
 # Protocol Error; section 4.13 also allows 0x81 Malformed Packet.
 WILDCARD_REASONS = {0x81, 0x82, 0x90}
+KEEP_ALIVE_TIMEOUT = 0x8D
 
 
 def test_wildcard_publish_topic_v5(broker: Broker) -> None:
@@ -60,6 +61,18 @@ def test_malformed_input_closes_only_that_connection(broker: Broker, garbage: by
     assert late.get().payload == b"kept"
     keeper.disconnect()
     late.disconnect()
+
+
+def test_silent_client_dropped_after_one_and_a_half_keepalives(broker: Broker,
+                                                              version: int) -> None:
+    watcher = Peer(broker, "watcher").connect()
+    watcher.subscribe("will/#", qos=1)
+    quiet = raw.RawClient(broker)
+    quiet.handshake("quiet", version=version, keepalive=1, will=("will/quiet", b"timed out"))
+    sent = quiet.closed(timeout=10)  # no PINGREQ for 1.5 s: the broker hangs up
+    assert sent in ([], [(raw.DISCONNECT, 0, bytes([KEEP_ALIVE_TIMEOUT]))]), sent  # v5 may say why
+    assert watcher.get().payload == b"timed out"  # and, the link being lost, sends the will
+    watcher.disconnect()
 
 
 def test_garbage_instead_of_connect(broker: Broker) -> None:

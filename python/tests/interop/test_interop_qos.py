@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import raw
 from .brokers import Broker
 from .clients import MosquittoSub, Peer, mosquitto_pub
 
@@ -41,6 +42,27 @@ def test_cli_tools_round_trip(broker: Broker, version: int, qos: int) -> None:
         mosquitto_pub(broker, version, "-q", str(qos), "-t", f"cli/{i}", "-m", f"hello {i}")
     assert sub.payloads(3) == [f"cli/{i} hello {i}" for i in range(3)]
     assert sub.proc.wait(5) == 0  # -C 3: exits cleanly after exactly three messages
+
+
+def test_unsubscribe_stops_delivery(broker: Broker, version: int) -> None:
+    sub = Peer(broker, "sub", version).connect()
+    sub.subscribe("u/a", qos=1)
+    sub.subscribe("u/b", qos=1)
+    sub.unsubscribe("u/a")
+    pub = Peer(broker, "pub", version).connect()
+    pub.publish("u/a", b"gone", qos=1)
+    pub.publish("u/b", b"marker", qos=1)
+    assert sub.until(b"marker") == []
+    pub.disconnect()
+    sub.disconnect()
+
+
+def test_ping(broker: Broker, version: int) -> None:
+    client = raw.RawClient(broker)
+    client.handshake("pinger", version=version)
+    client.send(b"\xc0\x00")
+    assert client.read() == (13, 0, b"")  # PINGRESP
+    client.close()
 
 
 def test_overlapping_subscriptions_honour_the_highest_qos(broker: Broker, version: int) -> None:
