@@ -39,9 +39,9 @@ def prop(pid: int, value: int, size: int) -> bytes:
     return bytes([pid]) + value.to_bytes(size, "big")
 
 
-def connect(client_id: str, version: int = 5, props: bytes = b"", keepalive: int = 30,
-            will: tuple[str, bytes] | None = None) -> bytes:
-    flags = 0x02 | (0x04 if will else 0)
+def connect(client_id: str, version: int = 5, props: bytes = b"", *, keepalive: int = 30,
+            will: tuple[str, bytes] | None = None, clean: bool = True) -> bytes:
+    flags = (0x02 if clean else 0) | (0x04 if will else 0)
     head = utf8("MQTT") + bytes([version, flags]) + struct.pack("!H", keepalive)
     if version == 5:
         head += varint(len(props)) + props
@@ -117,10 +117,11 @@ class RawClient:
         assert packet[0] == kind, f"expected packet type {kind}, got {packet[0]}"
         return packet[2]
 
-    def handshake(self, client_id: str, version: int = 5, props: bytes = b"",
-                  keepalive: int = 30, will: tuple[str, bytes] | None = None) -> bytes:
+    def handshake(self, client_id: str, version: int = 5, props: bytes = b"", *,
+                  keepalive: int = 30, will: tuple[str, bytes] | None = None,
+                  clean: bool = True) -> bytes:
         """CONNECT and check the CONNACK accepted us; returns the CONNACK body."""
-        self.send(connect(client_id, version, props, keepalive, will))
+        self.send(connect(client_id, version, props, keepalive=keepalive, will=will, clean=clean))
         body = self.expect(CONNACK)
         assert body[1] == 0, f"CONNACK refused: {body[1]:#x}"
         return body

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from . import raw
 from .brokers import Broker
 from .clients import Peer, publish_once
 from .raw import DISCONNECT, RawClient
@@ -86,6 +89,28 @@ def test_session_survives_within_interval(broker: Broker) -> None:
     assert back.session_present
     assert back.get().payload == b"kept"
     back.disconnect()
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_unacknowledged_publish_resent_on_reconnect(broker: Broker, version: int,
+                                                    qos: int) -> None:
+    expiry = raw.prop(0x11, 300, 4) if version == 5 else b""  # Session Expiry Interval
+    first = RawClient(broker)
+    first.handshake("redo", version, expiry, clean=False)
+    first.send(raw.subscribe("rd/t", qos, pid=1, version=version))
+    first.expect(raw.SUBACK)
+    publish_once(broker, "rd/t", b"again", version)
+    packet = first.read()
+    assert packet is not None and packet[0] == raw.PUBLISH
+    _, pid, _ = raw.publish_fields(packet[1], packet[2], version)
+    first.close()  # gone without PUBACK / PUBREC
+    second = RawClient(broker)
+    assert second.handshake("redo", version, expiry, clean=False)[0] & 1  # session present
+    packet = second.read()
+    assert packet is not None and packet[0] == raw.PUBLISH
+    assert packet[1] & 0x08, "a resent PUBLISH must carry DUP"
+    assert raw.publish_fields(packet[1], packet[2], version)[1:] == (pid, b"again")
+    second.close()
 
 
 def test_client_id_takeover(broker: Broker, version: int) -> None:
