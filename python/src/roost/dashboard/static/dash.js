@@ -29,14 +29,14 @@ function sparkline(points) {
   svg.setAttribute("viewBox", "0 0 120 26");
   svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("aria-hidden", "true");
-  if (points.length < 2) return svg;
+  if (!points.length) return svg;
   const end = Date.now() / 1000 - state.skew, start = end - 3600;
   const values = points.map((p) => p[1]);
   const low = Math.min(...values), high = Math.max(...values), span = high - low || 1;
+  const xy = points.map(([t, v]) => [120 * (t - start) / 3600, 23 - 20 * (v - low) / span]);
+  if (xy.length === 1) xy.unshift([xy[0][0] - 2, xy[0][1]]); // one sample: a short dash
   const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", points.map(([t, v]) =>
-    (120 * (t - start) / 3600).toFixed(1) + "," + (23 - 20 * (v - low) / span).toFixed(1)
-  ).join(" "));
+  line.setAttribute("points", xy.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1)).join(" "));
   svg.append(line);
   return svg;
 }

@@ -1,0 +1,91 @@
+"""End to end in Debian's headless Chromium: real broker, real agents, recorded telemetry,
+`roost fleet serve` as a process. The page lists the Pis, shows unreadable and never-seen
+ones, and turns a Pi offline when its agent is killed (last will) without a reload.
+Screenshots (desktop and phone width) go to $ROOST_ARTIFACTS/dashboard/."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.harness import AgentProc, agent_toml
+
+from .cdp import CHROMIUM, Browser
+from .harness import ARTIFACTS, broker, dashboard, publish, recorded, wait_fleet
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None,
+                       reason="chromium not installed (apt-get install chromium)"),
+]
+
+CARD = "document.querySelector('[data-pi=\"{}\"]')"
+DESKTOP, PHONE = (1280, 900), (390, 844)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    b = Browser()
+    yield b
+    b.close()
+
+
+def state_of(b: Browser, client: str) -> str | None:
+    card = CARD.format(client)
+    value = b.evaluate(f"{card} && {card}.dataset.state")
+    return str(value) if value else None
+
+
+def shoot(b: Browser, name: str) -> None:
+    for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
+        b.size(width, height, mobile=label == "phone")
+        time.sleep(0.2)  # one frame for layout; the shot itself is what is checked
+        shot = b.screenshot(ARTIFACTS / f"{name}-{label}.png")
+        assert shot.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "roost"])
+def test_page_lists_pis_and_shows_a_killed_agent_offline(kind: str, tmp_path: Path,
+                                                         browser: Browser) -> None:
+    agents: list[AgentProc] = []
+    inventory = tmp_path / "inventory"
+    inventory.write_text("pi-1\npi-2\npi-rec\npi-ghost\n")
+    with broker(kind, tmp_path / "broker") as b, dashboard(
+            b.port, "--site", "lab", "--inventory-file", str(inventory),
+            "--stale-after", "120") as url:
+        try:
+            for name in ("pi-1", "pi-2"):
+                agents.append(AgentProc(tmp_path, agent_toml(
+                    tmp_path / name, [b.port], client_id=name, collectors="load = 0.2")))
+            wait_fleet(url, lambda p: "pi-1" in p and "pi-2" in p, "both agents")
+            publish(b.port, recorded("lab", "pi-rec", time.time()))
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=url + "/")
+            for name in ("pi-1", "pi-2"):
+                browser.wait_for(f"{CARD.format(name)}?.dataset.state === 'online'",
+                                 f"{name} online on the page")
+            assert state_of(browser, "pi-ghost") == "never seen"
+            rec = CARD.format("pi-rec")
+            browser.wait_for(f"{rec}?.textContent.includes('unreadable')",
+                             "pi-rec's garbled load shown as unreadable")
+            assert browser.evaluate(f"{rec}.querySelectorAll('polyline').length") >= 1
+            assert browser.evaluate("document.getElementById('n-online').textContent") in (
+                "2", "3")
+            assert browser.evaluate("document.getElementById('live').dataset.live") == "up"
+            shoot(browser, f"{kind}-fleet")
+
+            agents[1].stop(signal.SIGKILL)  # no goodbye: only the broker's last will tells
+            browser.wait_for(f"{CARD.format('pi-2')}?.dataset.state === 'offline'",
+                             "pi-2 offline after kill -9")
+            badge = browser.evaluate(f"{CARD.format('pi-2')}.querySelector('.badge').textContent")
+            assert badge == "offline (last will)"
+            assert state_of(browser, "pi-1") == "online"
+            shoot(browser, f"{kind}-pi-2-killed")
+        finally:
+            for proc in agents:
+                proc.stop()
