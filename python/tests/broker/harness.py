@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as PahoProperties
@@ -23,9 +24,10 @@ from roost.broker.policy import Policy
 from roost.broker.settings import Settings
 from roost.broker.store import SqliteStore
 from roost.mqtt.codec import Decoder, encode
-from roost.mqtt.packets import MQTT_5, ConnAck, Connect, Packet, Properties, Publish, Will
+from roost.mqtt.packets import MQTT_5, MQTT_311, ConnAck, Connect, Packet, Properties, Publish, Will
 
 T = TypeVar("T")
+VERSIONS = pytest.mark.parametrize("version", [MQTT_311, MQTT_5], ids=["v311", "v5"])
 
 
 class Clock:
@@ -218,6 +220,20 @@ class Paho:
         self.client.on_subscribe = lambda *a: done.set()
         self.client.subscribe(topic, qos)
         assert done.wait(5), "no SUBACK"
+
+    def watch_disconnect(self) -> tuple[threading.Event, list[int]]:
+        """An event set when the broker disconnects us, and the reason codes seen."""
+        reasons: list[int] = []
+        gone = threading.Event()
+
+        def on_disconnect(client: mqtt.Client, userdata: object, flags: object,
+                          reason: object, props: object) -> None:
+            reasons.append(int(getattr(reason, "value", reason)))  # type: ignore[call-overload]
+            gone.set()
+
+        self.client.reconnect_delay_set(60, 120)  # do not reconnect during the test
+        self.client.on_disconnect = on_disconnect
+        return gone, reasons
 
     def close(self) -> None:
         self.client.disconnect()

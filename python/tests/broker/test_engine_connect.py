@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import World
+from harness import VERSIONS, World
 
 from roost.broker.settings import Settings
 from roost.mqtt.packets import (
@@ -23,7 +23,6 @@ from roost.mqtt.packets import (
 )
 
 P = PropertyId
-VERSIONS = pytest.mark.parametrize("version", [MQTT_311, MQTT_5], ids=["v311", "v5"])
 
 
 @pytest.fixture

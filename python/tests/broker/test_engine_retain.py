@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import Client, World
+from harness import VERSIONS, Client, World
 
 from roost.mqtt.packets import (
     MQTT_5,
-    MQTT_311,
     PropertyId,
     PubAck,
     Publish,
@@ -23,7 +22,6 @@ from roost.mqtt.packets import (
 )
 
 P = PropertyId
-VERSIONS = pytest.mark.parametrize("version", [MQTT_311, MQTT_5], ids=["v311", "v5"])
 
 
 @pytest.fixture

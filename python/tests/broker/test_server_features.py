@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,17 +39,8 @@ def test_silent_socket_is_dropped_after_connect_timeout(roost: RoostProcess) -> 
 
 
 def test_takeover_disconnects_the_old_v5_client_with_0x8e(roost: RoostProcess) -> None:
-    reasons: list[int] = []
-    gone = threading.Event()
-
-    def on_disconnect(client: mqtt.Client, userdata: object, flags: object,
-                      reason: object, props: object) -> None:
-        reasons.append(int(getattr(reason, "value", reason)))  # type: ignore[call-overload]
-        gone.set()
-
     old = Paho(roost.port, "twin", V5)
-    old.client.reconnect_delay_set(60, 120)  # do not fight back during the test
-    old.client.on_disconnect = on_disconnect
+    gone, reasons = old.watch_disconnect()
     new = Paho(roost.port, "twin", V5)
     try:
         assert gone.wait(5)
@@ -96,17 +86,8 @@ def test_sys_topics_count_clients(roost: RoostProcess) -> None:
 
 def test_sigterm_tells_v5_clients_and_exits_0(tmp_path: Path) -> None:
     proc = RoostProcess(tmp_path / "data")
-    reasons: list[int] = []
-    gone = threading.Event()
-
-    def on_disconnect(client: mqtt.Client, userdata: object, flags: object,
-                      reason: object, props: object) -> None:
-        reasons.append(int(getattr(reason, "value", reason)))  # type: ignore[call-overload]
-        gone.set()
-
     c = Paho(proc.port, "bye", V5)
-    c.client.reconnect_delay_set(60, 120)
-    c.client.on_disconnect = on_disconnect
+    gone, reasons = c.watch_disconnect()
     try:
         assert proc.stop() == 0
         assert gone.wait(5)

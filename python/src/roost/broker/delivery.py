@@ -50,12 +50,7 @@ class Deliverer:
         s.next_seq += 1
         if conn is not None and conn.connected and not s.queue \
                 and len(s.inflight) < conn.send_quota:
-            out.packet_id = pid = s.new_packet_id()
-            s.inflight[pid] = out
-            if s.persistent:
-                self.store.save_outgoing(s.client_id, out, True)
-            if not self._send(conn, out, False, now):
-                self._finish(s, pid)
+            self._launch(s, conn, out, True, now)
             return
         limit = self.settings.max_queued_messages
         if limit and len(s.queue) >= limit:
@@ -77,12 +72,17 @@ class Deliverer:
             if msg.expires_at is not None and msg.expires_at <= now:
                 self._forget(s, out)
                 continue
-            out.packet_id = pid = s.new_packet_id()
-            s.inflight[pid] = out
-            if s.persistent:
-                self.store.save_outgoing(s.client_id, out, False)
-            if not self._send(conn, out, False, now):
-                self._finish(s, pid)
+            self._launch(s, conn, out, False, now)
+
+    def _launch(self, s: Session, conn: Connection, out: Outgoing, new: bool,
+                now: float) -> None:
+        """Give a delivery a packet id and an in-flight slot, record it, send it."""
+        out.packet_id = pid = s.new_packet_id()
+        s.inflight[pid] = out
+        if s.persistent:
+            self.store.save_outgoing(s.client_id, out, new)
+        if not self._send(conn, out, False, now):
+            self._finish(s, pid)
 
     def resend(self, s: Session, now: float) -> None:
         """On session resume: resend every in-flight message (DUP) or PUBREL, in order."""
