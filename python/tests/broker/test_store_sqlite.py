@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from roost.broker.message import Message, Outgoing
 from roost.broker.router import SubOptions
@@ -107,3 +110,20 @@ def test_deleted_outgoing_row_stays_deleted(tmp_path: Path) -> None:
     store.close()
     [rec] = SqliteStore(db).load().sessions
     assert rec.outgoing == []
+
+
+def test_failed_commit_keeps_changes_for_the_next_one(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    store = SqliteStore(db)
+    store.save_session("c1", 60, None)
+    blocker = sqlite3.connect(db, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    store.db.execute("PRAGMA busy_timeout=0")
+    with pytest.raises(sqlite3.OperationalError):
+        store.commit()
+    assert store.dirty
+    blocker.rollback()
+    blocker.close()
+    store.commit()
+    store.db.close()
+    assert [r.client_id for r in SqliteStore(db).load().sessions] == ["c1"]

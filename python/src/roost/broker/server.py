@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -109,7 +110,9 @@ class Server:
         store = self.store
         if store.dirty:
             if self.strict:
-                store.commit()  # before any PUBACK/PUBREC of this chunk leaves
+                if not self._commit():  # before any PUBACK/PUBREC of this chunk leaves
+                    self._abort_dirty()
+                    return
             elif self._commit_handle is None:
                 loop = asyncio.get_running_loop()
                 self._commit_handle = loop.call_later(self.config.commit_interval, self._commit)
@@ -131,9 +134,26 @@ class Server:
             if conn.closing:
                 transport.close()
 
-    def _commit(self) -> None:
+    def _commit(self) -> bool:
         self._commit_handle = None
-        self.store.commit()
+        if not self.store.dirty:
+            return True
+        try:
+            self.store.commit()
+        except sqlite3.Error:
+            # Kept pending; retried at the next commit. Strict mode sends no ack meanwhile.
+            log.exception("store commit failed")
+            return False
+        return True
+
+    def _abort_dirty(self) -> None:
+        """Strict mode could not commit: drop these connections rather than send acks
+        for messages that are not on disk; their clients resend on reconnect."""
+        for conn in self.broker.take_dirty():
+            proto = conn.handle
+            conn.out = []
+            if proto is not None and proto.transport is not None:
+                proto.transport.abort()
 
     def _tick(self) -> None:
         now = time.time()

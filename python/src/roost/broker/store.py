@@ -168,12 +168,14 @@ class _Pending:
             del self.rows[key]
             self.fresh.discard(key)
 
-    def take(self) -> tuple[list[tuple[Any, ...]], list[Hashable]]:
+    def split(self) -> tuple[list[tuple[Any, ...]], list[Hashable]]:
         upserts = [row for row in self.rows.values() if row is not None]
         deletes = [key for key, row in self.rows.items() if row is None]
+        return upserts, deletes
+
+    def clear(self) -> None:
         self.rows = {}
         self.fresh = set()
-        return upserts, deletes
 
 
 class SqliteStore:
@@ -188,6 +190,8 @@ class SqliteStore:
         self._subs = _Pending()
         self._outgoing = _Pending()
         self._incoming = _Pending()
+        self._tables = (self._retained, self._sessions, self._subs, self._outgoing,
+                        self._incoming)
         self._dropped: list[str] = []  # sessions to delete, before any upsert
         self._dirty = False
 
@@ -261,13 +265,15 @@ class SqliteStore:
             self._write("incoming", self._incoming, ("client_id", "packet_id"), 2)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("ROLLBACK")  # keep the pending changes for the next attempt
             raise
+        for pending in self._tables:
+            pending.clear()
         self._dropped = []
         self._dirty = False
 
     def _write(self, table: str, pending: _Pending, keys: tuple[str, ...], width: int) -> None:
-        upserts, deletes = pending.take()
+        upserts, deletes = pending.split()
         if deletes:
             where = " AND ".join(f"{k} = ?" for k in keys)
             params = [k if isinstance(k, tuple) else (k,) for k in deletes]
