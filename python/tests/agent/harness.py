@@ -32,15 +32,16 @@ WAIT = 15.0  # upper bound of every wait; tests pass far sooner
 class Server:
     """Mosquitto or the Roost broker on a fixed free port, so it can stop and start in place."""
 
-    def __init__(self, kind: str, data: Path, pki: Pki | None = None) -> None:
+    def __init__(self, kind: str, data: Path, pki: Pki | None = None, extra: str = "") -> None:
         self.kind, self.data, self.pki, self.port = kind, data, pki, free_port()
+        self.extra = extra  # more mosquitto.conf lines
         self.proc: Broker | None = None
         self.data.mkdir(parents=True, exist_ok=True)
 
     def config(self) -> str:
         lines = [f"listener {self.port} {HOST}", f"user {pwd.getpwuid(os.getuid()).pw_name}",
                  "persistence true", f"persistence_location {self.data}/",
-                 "log_dest stderr", "log_type all"]
+                 "log_dest stderr", "log_type all", self.extra]
         if self.pki is None:
             return "\n".join([*lines, "allow_anonymous true", ""])
         server = self.pki.issue("broker", server=True)

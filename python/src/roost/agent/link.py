@@ -1,6 +1,10 @@
 """The agent's one MQTT 5 connection (paho-mqtt 2), connected by hand: our backoff and
 failover (backoff.py), our disk queue; paho only keeps the in-flight window in memory and
 retransmits it after a reconnect. Driven from the agent's loop thread via `poll()`.
+
+The in-flight window is ours too: paho ignores the broker's Receive Maximum, and exceeding
+it is a protocol error, so every QoS 1 publish counts against `limit` (learnt from CONNACK)
+and status messages and replies wait in a small outbox when the window is full.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +44,10 @@ class Link:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                         protocol=mqtt.MQTTv5)
         c.connect_timeout = cfg.connect_timeout
-        c.max_inflight_messages_set(cfg.inflight + 16)  # room for status and replies
+        c.max_inflight_messages_set(0)  # unlimited in paho: the window below decides
+        self.limit = cfg.inflight
+        self.flying: set[int] = set()
+        self.outbox: deque[tuple[str, bytes, bool, Properties | None]] = deque()
         if cfg.tls:
             c.tls_set(ca_certs=str(cfg.tls.ca), certfile=str(cfg.tls.cert),
                       keyfile=str(cfg.tls.key))
@@ -71,11 +79,31 @@ class Link:
         elif self.state is State.CONNECTING and now - self.since > self.cfg.connect_timeout:
             self._down("no CONNACK in time")
 
+    def room(self) -> int:
+        """How many more samples may go out now."""
+        return self.limit - len(self.flying) - len(self.outbox) if self.up else 0
+
+    @property
+    def idle(self) -> bool:
+        return not self.flying and not self.outbox
+
     def publish(self, topic: str, payload: bytes, retain: bool = False,
                 properties: Properties | None = None) -> int:
-        """Publish at QoS 1; paho keeps it until PUBACK, across reconnects. Returns the mid."""
+        """Publish at QoS 1 (only when room() > 0); paho keeps it until PUBACK, across
+        reconnects. Returns the mid."""
         info = self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        self.flying.add(info.mid)
         return int(info.mid)
+
+    def send(self, topic: str, payload: bytes, retain: bool = False,
+             properties: Properties | None = None) -> None:
+        """Publish now if the window allows, else after the next PUBACK."""
+        self.outbox.append((topic, payload, retain, properties))
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.outbox and self.up and len(self.flying) < self.limit:
+            self.publish(*self.outbox.popleft())
 
     def close(self) -> None:
         if self.state is not State.DOWN:
@@ -113,10 +141,12 @@ class Link:
             self._down(f"CONNACK {reason}")
             return
         log.info("connected to %s", self.endpoint)
+        self.limit = min(self.cfg.inflight, int(getattr(properties, "ReceiveMaximum", 65535)))
         self.state = State.UP
         self.backoff.connected()
         client.subscribe(topics.commands(self.cfg.site, self.cfg.client_id), qos=1)
         self.on_up()
+        self._flush()
 
     def _disconnected(self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
                       reason: ReasonCode, properties: Properties | None) -> None:
@@ -124,7 +154,9 @@ class Link:
 
     def _published(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                    properties: Properties | None) -> None:
+        self.flying.discard(mid)
         self.on_ack(mid, reason.is_failure)
+        self._flush()
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.on_message(msg)

@@ -151,8 +151,8 @@ class Agent:
 
     def _drain(self) -> None:
         """Hand the oldest queued samples to paho, in order, up to the in-flight window."""
-        room = self.cfg.inflight - len(self.inflight)
-        if not self.link.up or room <= 0:
+        room = self.link.room()
+        if room <= 0:
             return
         for row_id, topic, payload in self.queue.after(self.sent_upto, room):
             # retained, so `roost fleet status` finds the latest value of every metric
@@ -189,11 +189,10 @@ class Agent:
                      "seq": self.queue.counter("seq")}
         return json.dumps(body, separators=(",", ":")).encode()
 
-    def _publish_status(self, online: bool = True) -> int:
+    def _publish_status(self, online: bool = True) -> None:
         self.next_status = time.monotonic() + self.cfg.status_interval
-        payload = self._status(online)
-        return self.link.publish(topics.status(self.cfg.site, self.cfg.client_id), payload,
-                                 retain=True)
+        self.link.send(topics.status(self.cfg.site, self.cfg.client_id), self._status(online),
+                       retain=True)
 
     def _on_command(self, msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.rsplit("/", 1)[-1]
@@ -203,8 +202,7 @@ class Agent:
         correlation: bytes | None = getattr(props, "CorrelationData", None)
 
         def answer(ok: bool, value: Any) -> None:
-            self.link.publish(target, cmds.reply(ok, value),
-                              properties=reply_properties(correlation))
+            self.link.send(target, cmds.reply(ok, value), properties=reply_properties(correlation))
 
         try:
             if msg.retain:
@@ -240,11 +238,10 @@ class Agent:
         self.stopping = True
 
     def _shutdown(self) -> None:
-        if self.link.up:
-            mid = self._publish_status(online=False)
+        if self.link.up:  # say goodbye, and let what is in flight be acknowledged
+            self._publish_status(online=False)
             deadline = time.monotonic() + SHUTDOWN_GRACE
-            self.inflight[mid] = 0  # watch its PUBACK like a sample's (row 0 does not exist)
-            while mid in self.inflight and self.link.up and time.monotonic() < deadline:
+            while not self.link.idle and self.link.up and time.monotonic() < deadline:
                 self.link.poll(0.05)
         self.link.close()
         self._flush()
