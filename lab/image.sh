@@ -72,6 +72,9 @@ fi
 chroot "$rootfs" systemctl mask "${MASK[@]}" >/dev/null 2>&1
 chroot "$rootfs" apt-get clean
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+# No package lists in the image; date their directory to 1970 so Ansible's apt module
+# (cache_valid_time judges by that mtime) refreshes them on first use.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 
 tar -C "$rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' -c 'ENV container=docker' \
   - "$building-raw" >/dev/null || die "docker import of $tag failed"
