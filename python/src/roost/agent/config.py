@@ -11,21 +11,18 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from roost.agent.tomllines import Lines
+from roost.agent.tomllines import ConfigError, Reader
 
 BUILTIN_METRICS = ("cpu_temp", "load", "memory", "disk", "uptime", "network", "throttled")
 DEFAULT_INTERVALS = {"cpu_temp": 10.0, "load": 10.0, "memory": 30.0, "disk": 60.0,
                      "uptime": 60.0, "network": 30.0, "throttled": 60.0}
 MIN_INTERVAL = 0.05  # fractions of a second are for tests; a Pi would use seconds
+__all__ = ["ArgSpec", "Config", "ConfigError", "Endpoint", "Plugin", "Tls", "UserCommand",
+           "load"]  # ConfigError lives with the TOML reader; callers get it here
+
 LEVEL = re.compile(r"^[A-Za-z0-9._-]+$")  # one topic level an ACL `%c` can fill
 ARG_TYPES = ("string", "int", "number")
-
-
-class ConfigError(Exception):
-    def __init__(self, path: Path | str, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -89,46 +86,6 @@ class Config:
     commands: dict[str, UserCommand] = field(default_factory=dict)
 
 
-class _Reader:
-    """Typed access to the parsed document; every failure names its line."""
-
-    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
-        self.path, self.lines, self.data = path, Lines(text), data
-
-    def fail(self, where: tuple[str, ...], reason: str) -> ConfigError:
-        return ConfigError(self.path, self.lines.line(*where), reason)
-
-    def table(self, *where: str) -> dict[str, Any]:
-        node: Any = self.data
-        for key in where:
-            node = node.get(key, {}) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
-            raise self.fail(where, f"'{'.'.join(where)}' must be a table")
-        return node
-
-    def get(self, where: tuple[str, ...], kind: type | tuple[type, ...], default: Any) -> Any:
-        value = self.table(*where[:-1]).get(where[-1], default)
-        # bool is an int in Python but never a number in a config file
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            value = None
-        if not isinstance(value, kind):
-            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
-            raise self.fail(where, f"'{where[-1]}' must be {names.replace('str', 'a string')}")
-        return value
-
-    def number(self, where: tuple[str, ...], default: float, low: float) -> float:
-        value = float(self.get(where, (int, float), default))
-        if value < low:
-            raise self.fail(where, f"'{where[-1]}' must be at least {low}")
-        return value
-
-    def strings(self, where: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.get(where, list, [])
-        if not value or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(where, f"'{where[-1]}' must be a non-empty list of strings")
-        return tuple(value)
-
-
 def load(path: Path | str) -> Config:
     path = Path(path)
     try:
@@ -141,10 +98,10 @@ def load(path: Path | str) -> Config:
         m = re.search(r"\(at line (\d+), column \d+\)", str(err))
         line = int(m.group(1)) if m else 1
         raise ConfigError(path, line, str(err).split(" (at line")[0]) from err
-    return _parse(_Reader(path, text, data))
+    return _parse(Reader(path, text, data))
 
 
-def _parse(r: _Reader) -> Config:
+def _parse(r: Reader) -> Config:
     known = {"site", "client_id", "state_dir", "broker", "tls", "queue", "status",
              "collectors", "plugins", "commands"}
     for key in r.data:
@@ -172,21 +129,21 @@ def _parse(r: _Reader) -> Config:
     )
 
 
-def _level(r: _Reader, where: tuple[str, ...], value: str) -> str:
+def _level(r: Reader, where: tuple[str, ...], value: str) -> str:
     if not LEVEL.match(value):
         raise r.fail(where, f"'{where[-1]}' must be letters, digits, '.', '_' or '-' "
                             f"(it is one topic level), got {value!r}")
     return value
 
 
-def _endpoint(r: _Reader, text: str) -> Endpoint:
+def _endpoint(r: Reader, text: str) -> Endpoint:
     m = re.match(r"^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):(\d{1,5})$", text)
     if not m or not 0 < int(m.group(2)) < 65536:
         raise r.fail(("broker", "endpoints"), f"endpoint {text!r} must be HOST:PORT")
     return Endpoint(m.group(1).strip("[]"), int(m.group(2)))
 
 
-def _tls(r: _Reader) -> Tls:
+def _tls(r: Reader) -> Tls:
     def file(key: str) -> Path:
         where = ("tls", key)
         value: str = r.get(where, str, "")
@@ -204,7 +161,7 @@ def _tls(r: _Reader) -> Tls:
     return Tls(file("ca"), file("cert"), file("key"))
 
 
-def _intervals(r: _Reader) -> dict[str, float]:
+def _intervals(r: Reader) -> dict[str, float]:
     intervals = dict(DEFAULT_INTERVALS)
     for name in r.table("collectors"):
         if name not in intervals:
@@ -217,7 +174,7 @@ def _intervals(r: _Reader) -> dict[str, float]:
     return intervals
 
 
-def _plugin(r: _Reader, name: str) -> Plugin:
+def _plugin(r: Reader, name: str) -> Plugin:
     w = ("plugins", name)
     _level(r, w, name)
     if name in DEFAULT_INTERVALS:
@@ -230,7 +187,7 @@ def _plugin(r: _Reader, name: str) -> Plugin:
                   r.number((*w, "timeout"), 5.0, 0.01), command, entry)
 
 
-def _command(r: _Reader, name: str) -> UserCommand:
+def _command(r: Reader, name: str) -> UserCommand:
     w = ("commands", name)
     _level(r, w, name)
     argv = r.strings((*w, "argv"))

@@ -1,19 +1,30 @@
-"""The built-in commands: ping, set-interval, collect-now, restart-agent."""
+"""Commands on the agent's side: the built-ins (ping, set-interval, collect-now,
+restart-agent) and the dispatch of an MQTT 5 request to a built-in or a user command,
+with the reply sent to its response topic and correlation data."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import paho.mqtt.client as mqtt
+
 from roost import __version__
+from roost.agent import commands as cmds
+from roost.agent import topics
 from roost.agent.commands import Builtin
-from roost.agent.config import MIN_INTERVAL, ArgSpec
+from roost.agent.config import MIN_INTERVAL, ArgSpec, UserCommand
+from roost.agent.link import reply_properties
 
 if TYPE_CHECKING:
     from roost.agent.runner import Agent
 
+log = logging.getLogger(__name__)
 DAY = 86_400.0
+MAX_WORKERS = 4  # user commands running at once; more are refused, not queued
 
 
 def builtins(agent: Agent) -> dict[str, Builtin]:
@@ -46,3 +57,45 @@ def builtins(agent: Agent) -> dict[str, Builtin]:
                                collect_now),
         "restart-agent": Builtin({}, restart),
     }
+
+
+def handle(agent: Agent, msg: mqtt.MQTTMessage) -> None:
+    name = msg.topic.rsplit("/", 1)[-1]
+    props = msg.properties
+    target = getattr(props, "ResponseTopic", None) or topics.reply(
+        agent.cfg.site, agent.cfg.client_id, name)
+    correlation: bytes | None = getattr(props, "CorrelationData", None)
+
+    def answer(ok: bool, value: Any) -> None:
+        agent.link.send(target, cmds.reply(ok, value), properties=reply_properties(correlation))
+
+    try:
+        if msg.retain:
+            raise cmds.CommandError("retained commands are refused (they would replay)")
+        args = cmds.parse_payload(bytes(msg.payload))
+        if name in agent.builtins:
+            spec = agent.builtins[name]
+            answer(True, spec.run(cmds.validate(spec.args, args)))
+        elif name in agent.cfg.commands:
+            command = agent.cfg.commands[name]
+            _user(agent, command, cmds.validate(command.args, args), answer)
+        else:
+            raise cmds.CommandError(f"unknown command '{name}'")
+    except cmds.CommandError as err:
+        log.warning("command %s refused: %s", name, err)
+        answer(False, err)
+
+
+def _user(agent: Agent, command: UserCommand, args: dict[str, Any],
+          answer: Callable[[bool, Any], None]) -> None:
+    key = f"cmd/{command.name}"
+    if sum(k.startswith("cmd/") for k in agent.running) >= MAX_WORKERS or key in agent.running:
+        raise cmds.CommandError("busy: too many commands running")
+
+    def work() -> tuple[bool, Any]:
+        try:
+            return True, cmds.run_user(command, args)
+        except cmds.CommandError as err:
+            return False, err
+
+    agent.spawn(key, work, lambda r: answer(*r))

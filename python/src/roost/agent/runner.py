@@ -18,20 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
 from roost import __version__, sdnotify
-from roost.agent import commands as cmds
 from roost.agent import topics
 from roost.agent.collectors import BUILTINS
-from roost.agent.config import Config, UserCommand
-from roost.agent.handlers import builtins
-from roost.agent.link import Link, reply_properties
+from roost.agent.config import Config
+from roost.agent.handlers import builtins, handle
+from roost.agent.link import Link
 from roost.agent.plugins import collect as collect_plugin
 from roost.agent.queue import Queue
 
 log = logging.getLogger(__name__)
-MAX_WORKERS = 4  # user commands running at once; more are refused, not queued
 SHUTDOWN_GRACE = 2.0
 
 
@@ -53,7 +49,8 @@ class Agent:
         self.watchdog = sdnotify.watchdog_period()
         self.next_ping = now
         self.builtins = builtins(self)
-        self.link = Link(cfg, self._status(False, stamp=False), self._on_up, self._on_command,
+        self.link = Link(cfg, self._status(False, stamp=False), self._on_up,
+                         partial(handle, self),
                          self._on_ack)
 
     def run(self) -> int:
@@ -115,7 +112,7 @@ class Agent:
                     samples.append((self._topic(name), value))
             elif name not in self.running:
                 plugin = self.cfg.plugins[name]
-                self._spawn(name, partial(collect_plugin, plugin),
+                self.spawn(name, partial(collect_plugin, plugin),
                             partial(self._push_one, name))
         if samples:
             self.queue.push(samples)
@@ -134,7 +131,7 @@ class Agent:
     def _topic(self, metric: str) -> str:
         return topics.telemetry(self.cfg.site, self.cfg.client_id, metric)
 
-    def _spawn(self, key: str, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+    def spawn(self, key: str, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
         """Run work in a thread; `then(result)` runs later in the loop thread."""
         self.running.add(key)
 
@@ -193,46 +190,6 @@ class Agent:
         self.next_status = time.monotonic() + self.cfg.status_interval
         self.link.send(topics.status(self.cfg.site, self.cfg.client_id), self._status(online),
                        retain=True)
-
-    def _on_command(self, msg: mqtt.MQTTMessage) -> None:
-        name = msg.topic.rsplit("/", 1)[-1]
-        props = msg.properties
-        target = getattr(props, "ResponseTopic", None) or topics.reply(
-            self.cfg.site, self.cfg.client_id, name)
-        correlation: bytes | None = getattr(props, "CorrelationData", None)
-
-        def answer(ok: bool, value: Any) -> None:
-            self.link.send(target, cmds.reply(ok, value), properties=reply_properties(correlation))
-
-        try:
-            if msg.retain:
-                raise cmds.CommandError("retained commands are refused (they would replay)")
-            args = cmds.parse_payload(bytes(msg.payload))
-            if name in self.builtins:
-                spec = self.builtins[name]
-                answer(True, spec.run(cmds.validate(spec.args, args)))
-            elif name in self.cfg.commands:
-                self._user(self.cfg.commands[name], cmds.validate(self.cfg.commands[name].args,
-                                                                  args), answer)
-            else:
-                raise cmds.CommandError(f"unknown command '{name}'")
-        except cmds.CommandError as err:
-            log.warning("command %s refused: %s", name, err)
-            answer(False, err)
-
-    def _user(self, command: UserCommand, args: dict[str, Any],
-              answer: Callable[[bool, Any], None]) -> None:
-        key = f"cmd/{command.name}"
-        if sum(k.startswith("cmd/") for k in self.running) >= MAX_WORKERS or key in self.running:
-            raise cmds.CommandError("busy: too many commands running")
-
-        def work() -> tuple[bool, Any]:
-            try:
-                return True, cmds.run_user(command, args)
-            except cmds.CommandError as err:
-                return False, err
-
-        self._spawn(key, work, lambda r: answer(*r))
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True

@@ -1,4 +1,4 @@
-"""Map a TOML key path back to its line, so semantic errors read `FILE:LINE: reason`.
+"""Typed access to a parsed TOML document whose errors read `FILE:LINE: reason`.
 
 tomllib reports syntax errors with a line but drops positions from the parsed data; this
 scanner recovers them for the simple shapes the agent config uses (tables, arrays of tables,
@@ -8,6 +8,8 @@ scanner recovers them for the simple shapes the agent config uses (tables, array
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"^\s*(\"[^\"]*\"|[A-Za-z0-9_-]+)\s*=")
@@ -43,3 +45,48 @@ class Lines:
             if path[:end] in self._where:
                 return self._where[path[:end]]
         return 1
+
+
+class ConfigError(Exception):
+    def __init__(self, path: Path | str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+class Reader:
+    """Typed access to the parsed document; every failure names its line."""
+
+    def __init__(self, path: Path, text: str, data: dict[str, Any]) -> None:
+        self.path, self.lines, self.data = path, Lines(text), data
+
+    def fail(self, where: tuple[str, ...], reason: str) -> ConfigError:
+        return ConfigError(self.path, self.lines.line(*where), reason)
+
+    def table(self, *where: str) -> dict[str, Any]:
+        node: Any = self.data
+        for key in where:
+            node = node.get(key, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise self.fail(where, f"'{'.'.join(where)}' must be a table")
+        return node
+
+    def get(self, where: tuple[str, ...], kind: type | tuple[type, ...], default: Any) -> Any:
+        value = self.table(*where[:-1]).get(where[-1], default)
+        # bool is an int in Python but never a number in a config file
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            value = None
+        if not isinstance(value, kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise self.fail(where, f"'{where[-1]}' must be {names.replace('str', 'a string')}")
+        return value
+
+    def number(self, where: tuple[str, ...], default: float, low: float) -> float:
+        value = float(self.get(where, (int, float), default))
+        if value < low:
+            raise self.fail(where, f"'{where[-1]}' must be at least {low}")
+        return value
+
+    def strings(self, where: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(where, list, [])
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(where, f"'{where[-1]}' must be a non-empty list of strings")
+        return tuple(value)
