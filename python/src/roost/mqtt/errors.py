@@ -9,7 +9,7 @@ from __future__ import annotations
 from roost.mqtt.packets import ReasonCode
 
 
-class InsufficientData(Exception):  # noqa: N818 - the name says what it is
+class InsufficientData(Exception):
     """The buffer holds only part of a packet; feed more bytes."""
 
 
