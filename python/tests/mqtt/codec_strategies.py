@@ -189,14 +189,17 @@ def subscriptions(version: int) -> Any:
     )
 
 
-def _both_ways(version: int) -> list[Any]:
-    """Packets either side may send, PUBLISH aside (only a server's may carry sub ids)."""
+def _both_ways(version: int, *, from_client: bool) -> list[Any]:
+    """Packets either side may send, PUBLISH aside."""
+    # Only a client's DISCONNECT may carry a session expiry interval.
+    exclude = frozenset() if from_client else frozenset({P.SESSION_EXPIRY_INTERVAL})
+    disconnect_props = _props(version, T.DISCONNECT, exclude=exclude)
     options = [
         _acks(version, PubAck, T.PUBACK, PUBACK_CODES),
         _acks(version, PubRec, T.PUBREC, PUBACK_CODES),
         _acks(version, PubRel, T.PUBREL, PUBREL_CODES),
         _acks(version, PubComp, T.PUBCOMP, PUBREL_CODES),
-        st.builds(Disconnect, _codes(version, DISCONNECT_CODES), _props(version, T.DISCONNECT)),
+        st.builds(Disconnect, _codes(version, DISCONNECT_CODES), disconnect_props),
     ]
     if version == MQTT_5:
         options.append(st.builds(Auth, st.sampled_from(AUTH_CODES), properties(T.AUTH)))
@@ -208,7 +211,7 @@ def client_packets(version: int) -> Any:
     """Packets a client sends, CONNECT excluded (it is only valid first)."""
     options = [
         publishes(version, from_client=True),
-        *_both_ways(version),
+        *_both_ways(version, from_client=True),
         st.builds(
             Subscribe,
             packet_ids,
@@ -241,7 +244,7 @@ def server_packets(version: int) -> Any:
     options = [
         _connacks(version),
         publishes(version, from_client=False),
-        *_both_ways(version),
+        *_both_ways(version, from_client=False),
         st.builds(
             SubAck,
             packet_ids,

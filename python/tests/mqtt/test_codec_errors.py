@@ -416,6 +416,14 @@ CASES: list[tuple[str, str, int | None, bytes, type[RemoteProtocolError], Reason
     ("UNSUBACK 3.1.1 with codes", "client", 4, frame(0xB0, u16(1) + b"\x00"), MalformedPacket, BAD),
     ("UNSUBACK v5 code 0x01", "client", 5, frame(0xB0, u16(1) + b"\x00\x01"), ProtocolError, PROTO),
     ("PINGRESP with a body", "client", 4, b"\xd0\x01\x00", MalformedPacket, BAD),
+    (
+        "server DISCONNECT with session expiry",
+        "client",
+        5,
+        frame(0xE0, b"\x00" + props(b"\x11" + bytes(4))),
+        ProtocolError,
+        PROTO,
+    ),
 ]
 
 

@@ -128,6 +128,8 @@ def test_decode_one_reports_what_it_used() -> None:
 def test_a_client_decoder_needs_a_version() -> None:
     with pytest.raises(LocalProtocolError):
         Decoder(server=False)
+    with pytest.raises(LocalProtocolError):
+        decode_one(memoryview(b"\xd0\x00"), None, server=False)
 
 
 @pytest.mark.parametrize(

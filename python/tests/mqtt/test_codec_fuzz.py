@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roost.mqtt.codec import MAX_PACKET_SIZE, Decoder, encode
-from roost.mqtt.errors import RemoteProtocolError
+from roost.mqtt.codec import MAX_PACKET_SIZE, Decoder, decode_one, encode
+from roost.mqtt.errors import InsufficientData, RemoteProtocolError
 from roost.mqtt.packets import Connect, Packet
 
 from .codec_strategies import VERSIONS, client_packets, server_packets, sessions
@@ -77,6 +77,19 @@ setups = st.sampled_from(SETUPS)
 @given(setups, st.binary(max_size=300), limits)
 def test_any_bytes(setup: Setup, data: bytes, limit: int) -> None:
     check(setup, data, limit)
+
+
+@_examples
+@given(setups, st.binary(max_size=300), limits)
+def test_decode_one_on_any_bytes(setup: Setup, data: bytes, limit: int) -> None:
+    server, version = setup
+    try:
+        packet, used = decode_one(memoryview(data), version, server=server, max_packet_size=limit)
+    except (InsufficientData, RemoteProtocolError):
+        return
+    assert 0 < used <= len(data)
+    # What decode_one reads from a prefix, the Decoder reads the same way.
+    assert _make(setup, limit).feed(data[:used]) == [packet]
 
 
 def _valid_stream(setup: Setup) -> Any:

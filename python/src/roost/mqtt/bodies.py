@@ -359,6 +359,8 @@ def disconnect(buf: bytes, flags: int, pos: int, end: int, *, version: int, serv
         _end_check(pos, end)
         return Disconnect()
     code, props = _reason_and_props(buf, pos, end, T.DISCONNECT, _DISCONNECT_CODES)
+    if not server and PropertyId.SESSION_EXPIRY_INTERVAL in props:
+        raise ProtocolError("a server DISCONNECT carries a session expiry interval")
     return Disconnect(code, props)
 
 

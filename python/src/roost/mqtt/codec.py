@@ -118,6 +118,8 @@ def decode_one(
     `version` None means "before CONNECT" (server side). Raises InsufficientData when
     `buf` holds only part of a packet, a RemoteProtocolError when the bytes are bad.
     """
+    if version is None and not server:
+        raise LocalProtocolError("a client-side decode needs the protocol version")
     limit = len(buf)
     if not limit:
         raise InsufficientData
