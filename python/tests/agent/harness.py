@@ -43,7 +43,8 @@ class Server:
                  "persistence true", f"persistence_location {self.data}/",
                  "log_dest stderr", "log_type all", self.extra]
         if self.pki is None:
-            return "\n".join([*lines, "allow_anonymous true", ""])
+            anonymous = [] if "allow_anonymous" in self.extra else ["allow_anonymous true"]
+            return "\n".join([*lines, *anonymous, ""])
         server = self.pki.issue("broker", server=True)
         acl = self.data / "acl"
         # the one pattern that confines every Pi, plus an operator account

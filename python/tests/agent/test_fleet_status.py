@@ -59,3 +59,24 @@ def test_status_lists_online_and_offline_pis(
 def test_unreachable_broker_is_an_error_not_an_empty_table() -> None:
     done = fleet("--broker", f"127.0.0.1:{free_port()}", "--wait", "1")
     assert done.returncode == 2 and "roost fleet status:" in done.stderr
+
+
+def test_status_with_username_and_password_file(tmp_path: Path) -> None:
+    users = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(users), "ops", "s3cret"], check=True,
+                   capture_output=True, timeout=30)
+    server = Server("mosquitto", tmp_path / "broker",
+                    extra=f"allow_anonymous false\npassword_file {users}")
+    server.start()
+    try:
+        secret = tmp_path / "secret"
+        secret.write_text("s3cret\n")
+        broker = f"127.0.0.1:{server.port}"
+        good = fleet("--broker", broker, "--username", "ops", "--password-file", str(secret),
+                     "--json")
+        assert good.returncode == 0 and json.loads(good.stdout) == [], good.stderr
+        secret.write_text("wrong\n")
+        bad = fleet("--broker", broker, "--username", "ops", "--password-file", str(secret))
+        assert bad.returncode == 2 and "refused" in bad.stderr
+    finally:
+        server.stop()
