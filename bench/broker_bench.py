@@ -68,18 +68,20 @@ def _lost(pub: dict[str, Any], sub: dict[str, Any]) -> int:
 
 
 def flow(b: Broker, s: Settings, pubs: int, subs: int, qos: int, rate: int = 0,
-         latency: bool = False) -> tuple[dict[str, Any], dict[str, Any], float]:
-    """Publishers on bench/pNN, subscribers on bench/#; returns results and broker CPU."""
+         latency: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """Publishers on bench/pNN, subscribers on bench/#; returns results and broker usage."""
     sub = Worker("subscriber", {"port": b.port, "n": subs, "filter": "bench/#", "qos": qos,
                                 "latency": latency, "deadline": s.duration + 30})
-    cpu0 = b.cpu_s()
+    cpu0, wait0 = b.cpu_s(), b.waited_s()
     pub = Worker("publisher", {"port": b.port, "n": pubs, "topic": "bench/p{k:02d}",
                                "qos": qos, "window": 32 if qos else 0, "rate": rate,
                                "batch": 200, "duration": s.duration})
     pres = pub.result(s.duration + 60)
     sub.stop.set()
     sres = sub.result(s.duration + 60)
-    return pres, sres, b.cpu_s() - cpu0
+    wall = max(sres["wall"], 1e-9)
+    usage = {"broker_cpu": (b.cpu_s() - cpu0) / wall, "broker_wait": (b.waited_s() - wait0) / wall}
+    return pres, sres, usage
 
 
 def _gen(*parts: dict[str, Any]) -> str:
@@ -88,20 +90,19 @@ def _gen(*parts: dict[str, Any]) -> str:
 
 
 def throughput(b: Broker, s: Settings, pubs: int, subs: int, qos: int) -> Row:
-    pres, sres, bcpu = flow(b, s, pubs, subs, qos)
-    wall = max(sres["wall"], 1e-9)
-    return {"value": sres["count"] / wall, "published": pres["sent"],
+    pres, sres, usage = flow(b, s, pubs, subs, qos)
+    return {"value": sres["count"] / max(sres["wall"], 1e-9), "published": pres["sent"],
             "delivered": sres["count"], "lost_acked": _lost(pres, sres) if qos else None,
-            "gen_cpu": _gen(pres, sres), "broker_cpu": bcpu / wall}
+            "gen_cpu": _gen(pres, sres), **usage}
 
 
 def latency(b: Broker, s: Settings) -> Row:
-    pres, sres, bcpu = flow(b, s, 1, 1, 1, rate=1000, latency=True)
+    pres, sres, usage = flow(b, s, 1, 1, 1, rate=1000, latency=True)
     lat = sorted(sres["lat_ns"][100:])  # skip the first 100 while connections warm up
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
     return {"value": q[98] / 1e6, "p50_ms": q[49] / 1e6, "p99_ms": q[98] / 1e6,
             "samples": len(lat), "lost_acked": _lost(pres, sres), "gen_cpu": _gen(pres, sres),
-            "broker_cpu": bcpu / max(sres["wall"], 1e-9)}
+            **usage}
 
 
 def hold(b: Broker, count: int) -> Row:
@@ -166,7 +167,7 @@ def table(results: dict[str, dict[str, Row]], names: list[str]) -> str:
             extra += f" p50={c['p50_ms']:.2f}ms" if "p50_ms" in c else ""
             extra += f" {c['kb_per_conn']:.1f}KB/conn" if "kb_per_conn" in c else ""
             if c.get("broker_cpu"):  # rate per broker CPU second: steadier on a busy box
-                extra += f" broker={c['broker_cpu']:.2f}"
+                extra += f" broker={c['broker_cpu']:.2f} waited={c['broker_wait']:.2f}"
                 extra += f" ({c['value'] / c['broker_cpu']:,.0f}/cpu-s)" if unit != "ms" else ""
             notes.append(f"{n}: gen {c.get('gen_cpu', '-')}{extra}")
         lines.append(f"{row:<28}{unit:>8}" + "".join(f"{_fmt(v):>12}" for v in vals)

@@ -34,6 +34,10 @@ class Broker:
         fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICK
 
+    def waited_s(self) -> float:
+        """Seconds the broker's main thread sat runnable but waiting for a CPU."""
+        return int(Path(f"/proc/{self.proc.pid}/schedstat").read_text().split()[1]) / 1e9
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
