@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from roost.mqtt.codec import Decoder
@@ -17,352 +19,208 @@ from roost.mqtt.packets import ReasonCode
 from .wire_helpers import client, connect_bytes, feed_bytewise, frame, props, server, string, u16
 
 R = ReasonCode
-BAD = R.MALFORMED_PACKET
-PROTO = R.PROTOCOL_ERROR
+BAD = MalformedPacket
+PROTO = ProtocolError
+UNSUPPORTED = UnsupportedProtocolVersion
+
+# Decoder set-ups: which side decodes, and the version agreed (None: before CONNECT).
+NEW = ("server", None)
+S3, S4, S5 = (("server", v) for v in (3, 4, 5))
+C4, C5 = (("client", v) for v in (4, 5))
 
 PUB_A = string("a")
 SUB_OK = string("a/b") + b"\x01"
 
-# (case id, side, version (None: before CONNECT), bytes, error class, reason code)
-CASES: list[tuple[str, str, int | None, bytes, type[RemoteProtocolError], ReasonCode]] = [
-    # Fixed header and framing
-    ("first packet not CONNECT", "server", None, b"\xc0\x00", ProtocolError, PROTO),
-    ("second CONNECT", "server", 4, connect_bytes(4), ProtocolError, PROTO),
-    ("reserved type 0", "server", 4, b"\x00\x00", MalformedPacket, BAD),
-    ("AUTH in 3.1.1", "server", 4, b"\xf0\x00", MalformedPacket, BAD),
-    ("AUTH in 3.1", "server", 3, b"\xf0\x00", MalformedPacket, BAD),
-    ("CONNECT header flags", "server", None, b"\x11" + connect_bytes(4)[1:], MalformedPacket, BAD),
-    ("PUBREL flags 0", "server", 4, frame(0x60, u16(1)), MalformedPacket, BAD),
-    ("SUBSCRIBE flags 0", "server", 4, frame(0x80, u16(1) + SUB_OK), MalformedPacket, BAD),
-    ("UNSUBSCRIBE flags 0", "server", 4, frame(0xA0, u16(1) + string("a")), MalformedPacket, BAD),
-    ("PUBACK flags 2", "server", 4, frame(0x42, u16(1)), MalformedPacket, BAD),
-    ("PINGREQ flags 1", "server", 4, b"\xc1\x00", MalformedPacket, BAD),
-    ("DISCONNECT flags 8", "server", 5, b"\xe8\x00", MalformedPacket, BAD),
-    ("PUBLISH QoS 3", "server", 4, frame(0x36, PUB_A + u16(1)), MalformedPacket, BAD),
-    ("PUBLISH DUP at QoS 0", "server", 4, frame(0x38, PUB_A), MalformedPacket, BAD),
-    ("length of 5 bytes", "server", 4, b"\x30\xff\xff\xff\xff\x01", MalformedPacket, BAD),
-    ("length not shortest", "server", 4, b"\xc0\x80\x00", MalformedPacket, BAD),
-    ("server gets CONNACK", "server", 4, b"\x20\x02\x00\x00", ProtocolError, PROTO),
-    ("server gets SUBACK", "server", 4, frame(0x90, u16(1) + b"\x00"), ProtocolError, PROTO),
-    ("server gets UNSUBACK", "server", 4, frame(0xB0, u16(1)), ProtocolError, PROTO),
-    ("server gets PINGRESP", "server", 4, b"\xd0\x00", ProtocolError, PROTO),
-    ("client gets CONNECT", "client", 4, connect_bytes(4), ProtocolError, PROTO),
-    ("client gets SUBSCRIBE", "client", 4, frame(0x82, u16(1) + SUB_OK), ProtocolError, PROTO),
-    ("client gets UNSUBSCRIBE", "client", 5, frame(0xA2, u16(1) + b"\x00a"), ProtocolError, PROTO),
-    ("client gets PINGREQ", "client", 4, b"\xc0\x00", ProtocolError, PROTO),
-    # UTF-8 strings
-    ("topic not UTF-8", "server", 4, frame(0x30, string(b"a\xff")), MalformedPacket, BAD),
-    ("topic with U+0000", "server", 4, frame(0x30, string(b"a\x00b")), MalformedPacket, BAD),
-    (
-        "topic with surrogate",
-        "server",
-        4,
-        frame(0x30, string(b"\xed\xa0\x80")),
-        MalformedPacket,
+
+def case(
+    name: str,
+    setup: tuple[str, int | None],
+    data: bytes,
+    error: type[RemoteProtocolError],
+    reason: ReasonCode | None = None,
+) -> Any:
+    """A violation; the reason code defaults to the error class's own."""
+    return pytest.param(setup, data, error, reason or error.reason_code, id=name)
+
+
+def connect5(block: bytes, payload: bytes = string("c"), flags: int = 0x02) -> bytes:
+    """A v5 CONNECT with the given property block and payload."""
+    return frame(0x10, string("MQTT") + bytes((5, flags)) + u16(9) + block + payload)
+
+
+def connect_level(name: str, level: int) -> bytes:
+    return frame(0x10, string(name) + bytes((level, 0x02)) + u16(9) + string("c"))
+
+
+def subscribe5(options: int, topic_filter: str = "a") -> bytes:
+    return frame(0x82, u16(1) + b"\x00" + string(topic_filter) + bytes((options,)))
+
+
+FRAMING = [
+    case("first packet not CONNECT", NEW, b"\xc0\x00", PROTO),
+    case("second CONNECT", S4, connect_bytes(4), PROTO),
+    case("reserved type 0", S4, b"\x00\x00", BAD),
+    case("AUTH in 3.1.1", S4, b"\xf0\x00", BAD),
+    case("AUTH in 3.1", S3, b"\xf0\x00", BAD),
+    case("CONNECT header flags", NEW, b"\x11" + connect_bytes(4)[1:], BAD),
+    case("PUBREL flags 0", S4, frame(0x60, u16(1)), BAD),
+    case("SUBSCRIBE flags 0", S4, frame(0x80, u16(1) + SUB_OK), BAD),
+    case("UNSUBSCRIBE flags 0", S4, frame(0xA0, u16(1) + string("a")), BAD),
+    case("PUBACK flags 2", S4, frame(0x42, u16(1)), BAD),
+    case("PINGREQ flags 1", S4, b"\xc1\x00", BAD),
+    case("DISCONNECT flags 8", S5, b"\xe8\x00", BAD),
+    case("PUBLISH QoS 3", S4, frame(0x36, PUB_A + u16(1)), BAD),
+    case("PUBLISH DUP at QoS 0", S4, frame(0x38, PUB_A), BAD),
+    case("length of 5 bytes", S4, b"\x30\xff\xff\xff\xff\x01", BAD),
+    case("length not shortest", S4, b"\xc0\x80\x00", BAD),
+    case("server gets CONNACK", S4, b"\x20\x02\x00\x00", PROTO),
+    case("server gets SUBACK", S4, frame(0x90, u16(1) + b"\x00"), PROTO),
+    case("server gets UNSUBACK", S4, frame(0xB0, u16(1)), PROTO),
+    case("server gets PINGRESP", S4, b"\xd0\x00", PROTO),
+    case("client gets CONNECT", C4, connect_bytes(4), PROTO),
+    case("client gets SUBSCRIBE", C4, frame(0x82, u16(1) + SUB_OK), PROTO),
+    case("client gets UNSUBSCRIBE", C5, frame(0xA2, u16(1) + b"\x00" + string("a")), PROTO),
+    case("client gets PINGREQ", C4, b"\xc0\x00", PROTO),
+]
+
+STRINGS = [
+    case("topic not UTF-8", S4, frame(0x30, string(b"a\xff")), BAD),
+    case("topic with U+0000", S4, frame(0x30, string(b"a\x00b")), BAD),
+    case("topic with a surrogate", S4, frame(0x30, string(b"\xed\xa0\x80")), BAD),
+    case("overlong UTF-8", S4, frame(0x30, string(b"\xc0\xaf")), BAD),
+    case("topic past the end", S4, frame(0x30, u16(9) + b"ab"), BAD),
+    case("topic length cut", S4, frame(0x30, b"\x00"), BAD),
+    case("client id with U+0000", NEW, connect5(b"\x00", string(b"c\x00")), BAD),
+    case(
+        "user property not UTF-8",
+        NEW,
+        connect5(props(b"\x26" + string("k") + string(b"\xff"))),
         BAD,
     ),
-    ("overlong UTF-8", "server", 4, frame(0x30, string(b"\xc0\xaf")), MalformedPacket, BAD),
-    ("topic past the end", "server", 4, frame(0x30, u16(9) + b"ab"), MalformedPacket, BAD),
-    ("topic length cut", "server", 4, frame(0x30, b"\x00"), MalformedPacket, BAD),
-    (
-        "client id with NUL",
-        "server",
-        None,
-        frame(0x10, string("MQTT") + b"\x04\x02" + u16(9) + string(b"c\x00")),
-        MalformedPacket,
-        BAD,
-    ),
-    # PUBLISH
-    ("topic with +", "server", 4, frame(0x30, string("a/+")), ProtocolError, R.TOPIC_NAME_INVALID),
-    (
-        "topic with #",
-        "server",
-        5,
-        frame(0x30, string("a/#") + b"\x00"),
-        ProtocolError,
-        R.TOPIC_NAME_INVALID,
-    ),
-    (
-        "empty topic 3.1.1",
-        "server",
-        4,
-        frame(0x30, string("")),
-        ProtocolError,
-        R.TOPIC_NAME_INVALID,
-    ),
-    ("empty topic, no alias", "server", 5, frame(0x30, string("") + b"\x00"), ProtocolError, PROTO),
-    ("PUBLISH id 0", "server", 4, frame(0x32, PUB_A + u16(0)), ProtocolError, PROTO),
-    ("PUBLISH id cut", "server", 4, frame(0x32, PUB_A + b"\x01"), MalformedPacket, BAD),
-    (
-        "client sends sub id",
-        "server",
-        5,
-        frame(0x30, PUB_A + props(b"\x0b\x01")),
-        ProtocolError,
-        PROTO,
-    ),
-    (
+]
+
+PUBLISH = [
+    case("topic with +", S4, frame(0x30, string("a/+")), PROTO, R.TOPIC_NAME_INVALID),
+    case("topic with #", S5, frame(0x30, string("a/#") + b"\x00"), PROTO, R.TOPIC_NAME_INVALID),
+    case("empty topic in 3.1.1", S4, frame(0x30, string("")), PROTO, R.TOPIC_NAME_INVALID),
+    case("empty topic, no alias", S5, frame(0x30, string("") + b"\x00"), PROTO),
+    case("packet id 0", S4, frame(0x32, PUB_A + u16(0)), PROTO),
+    case("packet id cut", S4, frame(0x32, PUB_A + b"\x01"), BAD),
+    case("client sends a sub id", S5, frame(0x30, PUB_A + props(b"\x0b\x01")), PROTO),
+    case(
         "topic alias 0",
-        "server",
-        5,
+        S5,
         frame(0x30, PUB_A + props(b"\x23" + u16(0))),
-        ProtocolError,
+        PROTO,
         R.TOPIC_ALIAS_INVALID,
     ),
-    (
-        "payload format 2",
-        "server",
-        5,
-        frame(0x30, PUB_A + props(b"\x01\x02")),
-        ProtocolError,
-        PROTO,
-    ),
-    (
-        "response topic +",
-        "server",
-        5,
+    case("payload format 2", S5, frame(0x30, PUB_A + props(b"\x01\x02")), PROTO),
+    case(
+        "response topic with +",
+        S5,
         frame(0x30, PUB_A + props(b"\x08" + string("r/+"))),
-        ProtocolError,
+        PROTO,
         R.TOPIC_NAME_INVALID,
     ),
-    (
-        "sub id 0 to client",
-        "client",
-        5,
-        frame(0x30, PUB_A + props(b"\x0b\x00")),
-        ProtocolError,
-        PROTO,
-    ),
-    ("PUBLISH props past end", "server", 5, frame(0x30, PUB_A + b"\x05\x01"), MalformedPacket, BAD),
-    ("PUBLISH props missing", "server", 5, frame(0x30, PUB_A), MalformedPacket, BAD),
-    # CONNECT
-    (
-        "level 6",
-        "server",
-        None,
-        frame(0x10, string("MQTT") + b"\x06\x02" + u16(9) + string("c")),
-        UnsupportedProtocolVersion,
-        R.UNSUPPORTED_PROTOCOL_VERSION,
-    ),
-    (
-        "level 2",
-        "server",
-        None,
-        frame(0x10, string("MQTT") + b"\x02\x02" + u16(9) + string("c")),
-        UnsupportedProtocolVersion,
-        R.UNSUPPORTED_PROTOCOL_VERSION,
-    ),
-    (
-        "MQIsdp level 4",
-        "server",
-        None,
-        frame(0x10, string("MQIsdp") + b"\x04\x02" + u16(9) + string("c")),
-        UnsupportedProtocolVersion,
-        R.UNSUPPORTED_PROTOCOL_VERSION,
-    ),
-    (
-        "protocol name HTTP",
-        "server",
-        None,
-        frame(0x10, string("HTTP") + b"\x04\x02" + u16(9) + string("c")),
-        ProtocolError,
-        PROTO,
-    ),
-    ("CONNECT reserved flag", "server", None, connect_bytes(4, flags=0x03), MalformedPacket, BAD),
-    (
-        "will QoS 3",
-        "server",
-        None,
-        connect_bytes(4, flags=0x1E, tail=string("w") + string("p")),
-        MalformedPacket,
-        BAD,
-    ),
-    ("will QoS, no will", "server", None, connect_bytes(4, flags=0x0A), MalformedPacket, BAD),
-    ("will retain, no will", "server", None, connect_bytes(4, flags=0x22), MalformedPacket, BAD),
-    (
-        "password, no user 3.1.1",
-        "server",
-        None,
-        connect_bytes(4, flags=0x42, tail=string("pw")),
-        MalformedPacket,
-        BAD,
-    ),
-    (
-        "password, no user 3.1",
-        "server",
-        None,
-        connect_bytes(3, flags=0x42, tail=string("pw")),
-        MalformedPacket,
-        BAD,
-    ),
-    ("user name missing", "server", None, connect_bytes(4, flags=0x82), MalformedPacket, BAD),
-    ("CONNECT trailing bytes", "server", None, connect_bytes(4, tail=b"x"), MalformedPacket, BAD),
-    (
+    case("sub id 0 to a client", C5, frame(0x30, PUB_A + props(b"\x0b\x00")), PROTO),
+    case("properties past the end", S5, frame(0x30, PUB_A + b"\x05\x01"), BAD),
+    case("properties missing", S5, frame(0x30, PUB_A), BAD),
+]
+
+CONNECT = [
+    case("level 6", NEW, connect_level("MQTT", 6), UNSUPPORTED),
+    case("level 2", NEW, connect_level("MQTT", 2), UNSUPPORTED),
+    case("MQIsdp at level 4", NEW, connect_level("MQIsdp", 4), UNSUPPORTED),
+    case("protocol name HTTP", NEW, connect_level("HTTP", 4), PROTO),
+    case("reserved flag", NEW, connect_bytes(4, flags=0x03), BAD),
+    case("will QoS 3", NEW, connect_bytes(4, flags=0x1E, tail=string("w") + string("p")), BAD),
+    case("will QoS, no will", NEW, connect_bytes(4, flags=0x0A), BAD),
+    case("will retain, no will", NEW, connect_bytes(4, flags=0x22), BAD),
+    case("password, no user in 3.1.1", NEW, connect_bytes(4, flags=0x42, tail=string("pw")), BAD),
+    case("password, no user in 3.1", NEW, connect_bytes(3, flags=0x42, tail=string("pw")), BAD),
+    case("user name missing", NEW, connect_bytes(4, flags=0x82), BAD),
+    case("trailing bytes", NEW, connect_bytes(4, tail=b"x"), BAD),
+    case(
         "will topic with #",
-        "server",
-        None,
+        NEW,
         connect_bytes(4, flags=0x06, tail=string("w/#") + string("p")),
-        ProtocolError,
+        PROTO,
         R.TOPIC_NAME_INVALID,
     ),
-    # v5 properties (in CONNECT: name, level 5, flags, keepalive, then properties)
-    *[
-        (
-            name,
-            "server",
-            None,
-            frame(0x10, string("MQTT") + b"\x05\x02" + u16(9) + block + string("c")),
-            error,
-            reason,
-        )
-        for name, block, error, reason in [
-            ("receive maximum 0", props(b"\x21" + u16(0)), ProtocolError, PROTO),
-            ("maximum packet size 0", props(b"\x27" + bytes(4)), ProtocolError, PROTO),
-            ("request problem info 2", props(b"\x17\x02"), ProtocolError, PROTO),
-            ("request response info 2", props(b"\x19\x02"), ProtocolError, PROTO),
-            (
-                "session expiry twice",
-                props(b"\x11" + bytes(4) + b"\x11" + bytes(4)),
-                ProtocolError,
-                PROTO,
-            ),
-            ("topic alias in CONNECT", props(b"\x23" + u16(1)), ProtocolError, PROTO),
-            ("unknown property 0x05", props(b"\x05\x00"), MalformedPacket, BAD),
-            ("property id not shortest", props(b"\x91\x00" + bytes(4)), MalformedPacket, BAD),
-            ("property value cut", props(b"\x11\x00\x00"), MalformedPacket, BAD),
-            ("property length past end", b"\x7f", MalformedPacket, BAD),
-            ("auth data, no method", props(b"\x16" + string("x")), ProtocolError, PROTO),
-            ("user property cut", props(b"\x26" + string("k")), MalformedPacket, BAD),
-        ]
-    ],
-    (
-        "will delay in CONNECT",
-        "server",
-        None,
-        frame(
-            0x10, string("MQTT") + b"\x05\x02" + u16(9) + props(b"\x18" + bytes(4)) + string("c")
+]
+
+PROPERTIES = [
+    case("receive maximum 0", NEW, connect5(props(b"\x21" + u16(0))), PROTO),
+    case("maximum packet size 0", NEW, connect5(props(b"\x27" + bytes(4))), PROTO),
+    case("request problem info 2", NEW, connect5(props(b"\x17\x02")), PROTO),
+    case("request response info 2", NEW, connect5(props(b"\x19\x02")), PROTO),
+    case(
+        "session expiry twice", NEW, connect5(props(b"\x11" + bytes(4) + b"\x11" + bytes(4))), PROTO
+    ),
+    case("topic alias in CONNECT", NEW, connect5(props(b"\x23" + u16(1))), PROTO),
+    case("will delay in CONNECT", NEW, connect5(props(b"\x18" + bytes(4))), PROTO),
+    case("unknown property 0x05", NEW, connect5(props(b"\x05\x00")), BAD),
+    case("property id not shortest", NEW, connect5(props(b"\x91\x00" + bytes(4))), BAD),
+    case("property value cut", NEW, connect5(props(b"\x11\x00\x00")), BAD),
+    case("property length past the end", NEW, connect5(b"\x7f"), BAD),
+    case("auth data, no method", NEW, connect5(props(b"\x16" + string("x"))), PROTO),
+    case("user property cut", NEW, connect5(props(b"\x26" + string("k"))), BAD),
+    case(
+        "receive maximum in a will",
+        NEW,
+        connect5(
+            b"\x00", string("c") + props(b"\x21" + u16(5)) + string("w") + string("p"), flags=0x06
         ),
-        ProtocolError,
         PROTO,
     ),
-    (
-        "receive maximum in will",
-        "server",
-        None,
-        frame(
-            0x10,
-            string("MQTT")
-            + b"\x05\x06"
-            + u16(9)
-            + b"\x00"
-            + string("c")
-            + props(b"\x21" + u16(5))
-            + string("w")
-            + string("p"),
-        ),
-        ProtocolError,
-        PROTO,
-    ),
-    # Acknowledgements
-    ("PUBACK 3.1.1 too long", "server", 4, frame(0x40, u16(1) + b"\x00"), MalformedPacket, BAD),
-    ("PUBACK id 0", "server", 4, frame(0x40, u16(0)), ProtocolError, PROTO),
-    ("PUBACK too short", "server", 4, frame(0x40, b"\x01"), MalformedPacket, BAD),
-    ("PUBACK reason 0x01", "server", 5, frame(0x40, u16(1) + b"\x01"), ProtocolError, PROTO),
-    ("PUBREL reason 0x10", "server", 5, frame(0x62, u16(1) + b"\x10"), ProtocolError, PROTO),
-    ("PUBCOMP reason 0x80", "server", 5, frame(0x70, u16(1) + b"\x80"), ProtocolError, PROTO),
-    ("PUBREC props cut", "server", 5, frame(0x50, u16(1) + b"\x00\x03\x1f"), MalformedPacket, BAD),
-    (
-        "PUBACK with topic alias",
-        "server",
-        5,
+]
+
+ACKS = [
+    case("PUBACK in 3.1.1 too long", S4, frame(0x40, u16(1) + b"\x00"), BAD),
+    case("PUBACK id 0", S4, frame(0x40, u16(0)), PROTO),
+    case("PUBACK too short", S4, frame(0x40, b"\x01"), BAD),
+    case("PUBACK reason 0x01", S5, frame(0x40, u16(1) + b"\x01"), PROTO),
+    case("PUBREL reason 0x10", S5, frame(0x62, u16(1) + b"\x10"), PROTO),
+    case("PUBCOMP reason 0x80", S5, frame(0x70, u16(1) + b"\x80"), PROTO),
+    case("PUBREC properties cut", S5, frame(0x50, u16(1) + b"\x00\x03\x1f"), BAD),
+    case(
+        "PUBACK with a topic alias",
+        S5,
         frame(0x40, u16(1) + b"\x00" + props(b"\x23" + u16(1))),
-        ProtocolError,
         PROTO,
     ),
-    # SUBSCRIBE / UNSUBSCRIBE
-    ("SUBSCRIBE without filters", "server", 4, frame(0x82, u16(1)), ProtocolError, PROTO),
-    (
-        "SUBSCRIBE without filters v5",
-        "server",
-        5,
-        frame(0x82, u16(1) + b"\x00"),
-        ProtocolError,
-        PROTO,
-    ),
-    ("SUBSCRIBE id 0", "server", 4, frame(0x82, u16(0) + SUB_OK), ProtocolError, PROTO),
-    ("options missing", "server", 4, frame(0x82, u16(1) + string("a")), MalformedPacket, BAD),
-    (
-        "3.1.1 reserved option bits",
-        "server",
-        4,
-        frame(0x82, u16(1) + string("a") + b"\x04"),
-        MalformedPacket,
-        BAD,
-    ),
-    ("3.1.1 QoS 3", "server", 4, frame(0x82, u16(1) + string("a") + b"\x03"), MalformedPacket, BAD),
-    (
-        "v5 reserved option bits",
-        "server",
-        5,
-        frame(0x82, u16(1) + b"\x00" + string("a") + b"\x40"),
-        MalformedPacket,
-        BAD,
-    ),
-    (
-        "v5 QoS 3",
-        "server",
-        5,
-        frame(0x82, u16(1) + b"\x00" + string("a") + b"\x03"),
-        ProtocolError,
-        PROTO,
-    ),
-    (
-        "retain handling 3",
-        "server",
-        5,
-        frame(0x82, u16(1) + b"\x00" + string("a") + b"\x30"),
-        ProtocolError,
-        PROTO,
-    ),
-    (
-        "no local on shared",
-        "server",
-        5,
-        frame(0x82, u16(1) + b"\x00" + string("$share/g/a") + b"\x04"),
-        ProtocolError,
-        PROTO,
-    ),
-    (
-        "subscription id 0",
-        "server",
-        5,
-        frame(0x82, u16(1) + props(b"\x0b\x00") + SUB_OK),
-        ProtocolError,
-        PROTO,
-    ),
-    (
+]
+
+SUBSCRIPTIONS = [
+    case("SUBSCRIBE without filters", S4, frame(0x82, u16(1)), PROTO),
+    case("SUBSCRIBE without filters in v5", S5, frame(0x82, u16(1) + b"\x00"), PROTO),
+    case("SUBSCRIBE id 0", S4, frame(0x82, u16(0) + SUB_OK), PROTO),
+    case("options missing", S4, frame(0x82, u16(1) + string("a")), BAD),
+    case("3.1.1 reserved option bits", S4, frame(0x82, u16(1) + string("a") + b"\x04"), BAD),
+    case("3.1.1 QoS 3", S4, frame(0x82, u16(1) + string("a") + b"\x03"), BAD),
+    case("v5 reserved option bits", S5, subscribe5(0x40), BAD),
+    case("v5 QoS 3", S5, subscribe5(0x03), PROTO),
+    case("retain handling 3", S5, subscribe5(0x30), PROTO),
+    case("no local on a shared filter", S5, subscribe5(0x04, "$share/g/a"), PROTO),
+    case("subscription id 0", S5, frame(0x82, u16(1) + props(b"\x0b\x00") + SUB_OK), PROTO),
+    case(
         "subscription id twice",
-        "server",
-        5,
+        S5,
         frame(0x82, u16(1) + props(b"\x0b\x01\x0b\x02") + SUB_OK),
-        ProtocolError,
         PROTO,
     ),
-    (
-        "subscription id 5 bytes",
-        "server",
-        5,
+    case(
+        "subscription id of 5 bytes",
+        S5,
         frame(0x82, u16(1) + props(b"\x0b\xff\xff\xff\xff\x01") + SUB_OK),
-        MalformedPacket,
         BAD,
     ),
     *[
-        (
+        case(
             f"filter {text!r}",
-            "server",
-            4,
+            S4,
             frame(0x82, u16(1) + string(text) + b"\x00"),
-            ProtocolError,
+            PROTO,
             R.TOPIC_FILTER_INVALID,
         )
         for text in [
@@ -378,56 +236,54 @@ CASES: list[tuple[str, str, int | None, bytes, type[RemoteProtocolError], Reason
             "$share/g/",
         ]
     ],
-    ("UNSUBSCRIBE without filters", "server", 4, frame(0xA2, u16(1)), ProtocolError, PROTO),
-    (
+    case("UNSUBSCRIBE without filters", S4, frame(0xA2, u16(1)), PROTO),
+    case(
         "UNSUBSCRIBE bad filter",
-        "server",
-        5,
+        S5,
         frame(0xA2, u16(1) + b"\x00" + string("a/#/")),
-        ProtocolError,
+        PROTO,
         R.TOPIC_FILTER_INVALID,
     ),
-    ("UNSUBSCRIBE id 0", "server", 4, frame(0xA2, u16(0) + string("a")), ProtocolError, PROTO),
-    # PINGREQ, DISCONNECT, AUTH
-    ("PINGREQ with a body", "server", 4, b"\xc0\x01\x00", MalformedPacket, BAD),
-    ("DISCONNECT 3.1.1 with a body", "server", 4, b"\xe0\x01\x00", MalformedPacket, BAD),
-    ("DISCONNECT reason 0x01", "server", 5, b"\xe0\x01\x01", ProtocolError, PROTO),
-    ("DISCONNECT trailing", "server", 5, b"\xe0\x03\x00\x00\x00", MalformedPacket, BAD),
-    (
-        "DISCONNECT topic alias",
-        "server",
-        5,
-        frame(0xE0, b"\x00" + props(b"\x23" + u16(1))),
-        ProtocolError,
-        PROTO,
+    case("UNSUBSCRIBE id 0", S4, frame(0xA2, u16(0) + string("a")), PROTO),
+]
+
+OTHERS = [
+    case("PINGREQ with a body", S4, b"\xc0\x01\x00", BAD),
+    case("DISCONNECT in 3.1.1 with a body", S4, b"\xe0\x01\x00", BAD),
+    case("DISCONNECT reason 0x01", S5, b"\xe0\x01\x01", PROTO),
+    case("DISCONNECT trailing bytes", S5, b"\xe0\x03\x00\x00\x00", BAD),
+    case(
+        "DISCONNECT with a topic alias", S5, frame(0xE0, b"\x00" + props(b"\x23" + u16(1))), PROTO
     ),
-    ("AUTH reason 0x05", "server", 5, b"\xf0\x01\x05", ProtocolError, PROTO),
-    # What a client-side decoder checks in server packets
-    ("CONNACK reserved flags", "client", 4, b"\x20\x02\x02\x00", MalformedPacket, BAD),
-    ("CONNACK 3.1.1 code 6", "client", 4, b"\x20\x02\x00\x06", ProtocolError, PROTO),
-    ("CONNACK v5 code 0x01", "client", 5, b"\x20\x03\x00\x01\x00", ProtocolError, PROTO),
-    ("CONNACK present, refused", "client", 4, b"\x20\x02\x01\x05", ProtocolError, PROTO),
-    ("CONNACK v5 no properties", "client", 5, b"\x20\x02\x00\x00", MalformedPacket, BAD),
-    ("CONNACK 3.1.1 too long", "client", 4, b"\x20\x03\x00\x00\x00", MalformedPacket, BAD),
-    ("CONNACK maximum QoS 2", "client", 5, b"\x20\x05\x00\x00\x02\x24\x02", ProtocolError, PROTO),
-    ("SUBACK without codes", "client", 4, frame(0x90, u16(1)), ProtocolError, PROTO),
-    ("SUBACK 3.1.1 code 0x87", "client", 4, frame(0x90, u16(1) + b"\x87"), ProtocolError, PROTO),
-    ("SUBACK v5 code 0x03", "client", 5, frame(0x90, u16(1) + b"\x00\x03"), ProtocolError, PROTO),
-    ("UNSUBACK 3.1.1 with codes", "client", 4, frame(0xB0, u16(1) + b"\x00"), MalformedPacket, BAD),
-    ("UNSUBACK v5 code 0x01", "client", 5, frame(0xB0, u16(1) + b"\x00\x01"), ProtocolError, PROTO),
-    ("PINGRESP with a body", "client", 4, b"\xd0\x01\x00", MalformedPacket, BAD),
-    (
-        "server DISCONNECT with session expiry",
-        "client",
-        5,
+    case("AUTH reason 0x05", S5, b"\xf0\x01\x05", PROTO),
+]
+
+# What a client-side decoder checks in what a server sends.
+FROM_SERVER = [
+    case("CONNACK reserved flags", C4, b"\x20\x02\x02\x00", BAD),
+    case("CONNACK 3.1.1 code 6", C4, b"\x20\x02\x00\x06", PROTO),
+    case("CONNACK v5 code 0x01", C5, b"\x20\x03\x00\x01\x00", PROTO),
+    case("CONNACK present, refused", C4, b"\x20\x02\x01\x05", PROTO),
+    case("CONNACK v5 without properties", C5, b"\x20\x02\x00\x00", BAD),
+    case("CONNACK 3.1.1 too long", C4, b"\x20\x03\x00\x00\x00", BAD),
+    case("CONNACK maximum QoS 2", C5, b"\x20\x05\x00\x00\x02\x24\x02", PROTO),
+    case("SUBACK without codes", C4, frame(0x90, u16(1)), PROTO),
+    case("SUBACK 3.1.1 code 0x87", C4, frame(0x90, u16(1) + b"\x87"), PROTO),
+    case("SUBACK v5 code 0x03", C5, frame(0x90, u16(1) + b"\x00\x03"), PROTO),
+    case("UNSUBACK 3.1.1 with codes", C4, frame(0xB0, u16(1) + b"\x00"), BAD),
+    case("UNSUBACK v5 code 0x01", C5, frame(0xB0, u16(1) + b"\x00\x01"), PROTO),
+    case("PINGRESP with a body", C4, b"\xd0\x01\x00", BAD),
+    case(
+        "DISCONNECT with session expiry",
+        C5,
         frame(0xE0, b"\x00" + props(b"\x11" + bytes(4))),
-        ProtocolError,
         PROTO,
     ),
 ]
 
 
-def _decoder(side: str, version: int | None) -> Decoder:
+def _decoder(setup: tuple[str, int | None]) -> Decoder:
+    side, version = setup
     if side == "client":
         assert version is not None
         return client(version)
@@ -435,18 +291,25 @@ def _decoder(side: str, version: int | None) -> Decoder:
 
 
 @pytest.mark.parametrize(
-    ("side", "version", "data", "error", "reason"),
-    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+    ("setup", "data", "error", "reason"),
+    FRAMING
+    + STRINGS
+    + PUBLISH
+    + CONNECT
+    + PROPERTIES
+    + ACKS
+    + SUBSCRIPTIONS
+    + OTHERS
+    + FROM_SERVER,
 )
 def test_violation_is_rejected_with_its_reason_code(
-    side: str,
-    version: int | None,
+    setup: tuple[str, int | None],
     data: bytes,
     error: type[RemoteProtocolError],
     reason: ReasonCode,
 ) -> None:
     for feed in (Decoder.feed, feed_bytewise):
-        decoder = _decoder(side, version)
+        decoder = _decoder(setup)
         with pytest.raises(error) as caught:
             feed(decoder, data)
         assert caught.value.reason_code == reason
