@@ -1,8 +1,8 @@
 """Pre-encoded MQTT 3.1.1 frames for the load generator, and a counting-only frame parser.
 
 The generator must cost far less than the broker it measures, so nothing here decodes a
-packet in full: publishers stamp a sequence number into pre-built PUBLISH frames and
-subscribers read only the fixed header and that number.
+packet in full: publishers stamp a sequence number into frames that Roost's codec encoded
+once, up front, and subscribers read only the fixed header and that number.
 
 Every PUBLISH payload starts with PAYLOAD_HEAD: publisher index, sequence number and the
 send time (time.monotonic_ns, one clock for all processes on Linux), padded to 64 bytes.
@@ -12,49 +12,40 @@ from __future__ import annotations
 
 import struct
 
+from roost.mqtt.codec import encode
+from roost.mqtt.packets import (
+    MQTT_311,
+    Connect,
+    Disconnect,
+    PubAck,
+    Publish,
+    Subscribe,
+    Subscription,
+)
+
 PAYLOAD_SIZE = 64
 PAYLOAD_HEAD = struct.Struct(">HIQ")  # publisher, seq, sent_ns
-PUBACK_FRAMES = [b"\x40\x02" + pid.to_bytes(2, "big") for pid in range(65536)]
-DISCONNECT = b"\xe0\x00"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _str(s: str) -> bytes:
-    raw = s.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def _frame(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
+PUBACK_FRAMES = [b""] + [encode(PubAck(pid), MQTT_311) for pid in range(1, 65536)]
+DISCONNECT = encode(Disconnect(), MQTT_311)
 
 
 def connect(client_id: str, keepalive: int = 300) -> bytes:
-    body = _str("MQTT") + bytes([4, 0x02]) + keepalive.to_bytes(2, "big") + _str(client_id)
-    return _frame(0x10, body)
+    return encode(Connect(client_id, MQTT_311, keepalive=keepalive), MQTT_311)
 
 
 def subscribe(topic_filter: str, qos: int) -> bytes:
-    return _frame(0x82, b"\x00\x01" + _str(topic_filter) + bytes([qos]))
+    return encode(Subscribe(1, (Subscription(topic_filter, qos),)), MQTT_311)
 
 
 class PublishBatch:
     """A bytearray of `size` PUBLISH frames to one topic; stamp() rewrites ids and numbers."""
 
     def __init__(self, topic: str, qos: int, size: int, publisher: int) -> None:
-        head = _str(topic) + (b"\x00\x00" if qos else b"")
-        body = head + bytes(PAYLOAD_SIZE)
-        one = _frame(0x30 | qos << 1, body)
+        one = encode(Publish(topic, bytes(PAYLOAD_SIZE), qos, packet_id=1 if qos else None),
+                     MQTT_311)
         self.frame_len = len(one)
-        self.pid_at = len(one) - len(body) + len(_str(topic))  # offset of the packet id
         self.payload_at = len(one) - PAYLOAD_SIZE
+        self.pid_at = self.payload_at - 2  # 3.1.1: the packet id sits right before the payload
         self.buf = bytearray(one * size)
         self.qos = qos
         self.publisher = publisher

@@ -25,6 +25,18 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
+def varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The variable byte integer at pos, and the position after it."""
+    value = 0
+    for shift in range(0, 28, 7):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+    raise ValueError("variable byte integer longer than 4 bytes")
+
+
 def utf8(s: str) -> bytes:
     raw = s.encode()
     return struct.pack("!H", len(raw)) + raw
@@ -94,17 +106,12 @@ class RawClient:
         Raises TimeoutError when nothing complete arrives within timeout.
         """
         self.sock.settimeout(timeout)
-        if not self._fill(2):
-            return None
-        length, shift, i = 0, 0, 1
-        while True:
-            if not self._fill(i + 1):
+        for need in range(2, 6):  # the type byte and 1-4 bytes of remaining length
+            if not self._fill(need):
                 return None
-            length |= (self.buf[i] & 0x7F) << shift
-            shift += 7
-            i += 1
-            if not self.buf[i - 1] & 0x80:
+            if not self.buf[need - 1] & 0x80:
                 break
+        length, i = varint_at(self.buf, 1)
         if not self._fill(i + length):
             return None
         first, body = self.buf[0], self.buf[i:i + length]
@@ -149,13 +156,6 @@ def publish_fields(flags: int, body: bytes, version: int = 5) -> tuple[str, int,
         pid = struct.unpack_from("!H", body, pos)[0]
         pos += 2
     if version == 5:
-        plen, shift = 0, 0
-        while True:
-            b = body[pos]
-            pos += 1
-            plen |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        pos += plen
+        plen, pos = varint_at(body, pos)
+        pos += plen  # skip the properties
     return topic, pid, body[pos:]

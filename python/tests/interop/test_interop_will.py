@@ -39,12 +39,16 @@ def test_no_will_on_clean_disconnect(broker: Broker, version: int) -> None:
     watcher.disconnect()
 
 
+def _killed_with_delayed_will(broker: Broker, client_id: str) -> None:
+    """A v5 mosquitto_sub with a 2 s will delay (session: 60 s), killed with SIGKILL."""
+    MosquittoSub(broker, 5, "-i", client_id, "-t", "x", "--will-topic", f"will/{client_id}",
+                 "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
+                 "-D", "connect", "session-expiry-interval", "60").kill()
+
+
 def test_will_delay_postpones_the_will(broker: Broker) -> None:
     watcher = _watch(broker, 5)
-    doomed = MosquittoSub(broker, 5, "-i", "slow", "-t", "x", "--will-topic", "will/slow",
-                          "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
-                          "-D", "connect", "session-expiry-interval", "60")
-    doomed.kill()
+    _killed_with_delayed_will(broker, "slow")
     publish_once(broker, "will/m", b"marker")
     assert watcher.until(b"marker") == []  # not sent at once
     assert watcher.get(timeout=10).payload == b"late"  # but sent once the delay is over
@@ -53,10 +57,7 @@ def test_will_delay_postpones_the_will(broker: Broker) -> None:
 
 def test_will_delay_cancelled_by_reconnect(broker: Broker) -> None:
     watcher = _watch(broker, 5)
-    doomed = MosquittoSub(broker, 5, "-i", "back", "-t", "x", "--will-topic", "will/back",
-                          "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
-                          "-D", "connect", "session-expiry-interval", "60")
-    doomed.kill()
+    _killed_with_delayed_will(broker, "back")
     back = Peer(broker, "back", clean=False).connect(SessionExpiryInterval=60)
     assert back.session_present
     time.sleep(3)  # past the will delay: a will still pending would be out by now
