@@ -70,6 +70,7 @@ SPECS: dict[int, tuple[int, frozenset[int]]] = {
     )
 }
 
+_KEYS = {int(key): key for key in PropertyId}  # a dict lookup is cheaper than PropertyId(n)
 _FLAGS = frozenset(
     {
         P.PAYLOAD_FORMAT_INDICATOR,
@@ -127,7 +128,7 @@ def read_properties(buf: bytes, pos: int, end: int, where: int) -> tuple[Propert
         if spec is None:
             raise MalformedPacket(f"unknown property identifier 0x{ident:02x}")
         kind, allowed = spec
-        key = PropertyId(ident)
+        key = _KEYS[ident]
         if where not in allowed:
             raise ProtocolError(f"property {key.name} is not allowed in this packet")
         value, pos = _READERS[kind](buf, pos, stop)
