@@ -84,6 +84,9 @@ def handle(agent: Agent, msg: mqtt.MQTTMessage) -> None:
     except cmds.CommandError as err:
         log.warning("command %s refused: %s", name, err)
         answer(False, err)
+    except Exception as err:  # a request must never take the agent down
+        log.exception("command %s failed", name)
+        answer(False, f"internal error: {type(err).__name__}")
 
 
 def _user(agent: Agent, command: UserCommand, args: dict[str, Any],
