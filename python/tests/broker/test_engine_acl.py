@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import World
+from harness import Client, World
 
 from roost.broker.policy import AclPolicy
 from roost.mqtt.packets import (
@@ -87,3 +87,22 @@ def test_deliveries_are_checked_per_client(world: World) -> None:
     other.send(Publish("dev/d2/up", b"mine"))
     dev.send(Publish("dev/d1/cmd", b"self"))
     assert [p.payload for p in dev.publishes()] == [b"self"]
+
+
+def test_offline_session_keeps_its_username_across_restart(world: World) -> None:
+    def alice(client_id: str) -> Client:
+        c = world.client(MQTT_311)
+        c.send(Connect(client_id, MQTT_311, clean_start=False, username="alice"))
+        c.expect(ConnAck)
+        return c
+
+    parked = alice("a-parked")
+    parked.send(Subscribe(1, (Subscription("alice/#", 1),)))
+    parked.expect(SubAck)
+    parked.drop()
+    world.restart()
+    writer = alice("a-writer")
+    writer.send(Publish("alice/note", b"for later", 1, packet_id=1))
+    writer.expect(PubAck)
+    parked = alice("a-parked")
+    assert [p.payload for p in parked.publishes()] == [b"for later"]

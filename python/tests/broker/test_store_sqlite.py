@@ -33,7 +33,7 @@ def test_committed_state_comes_back_after_reopen(tmp_path: Path) -> None:
     store.set_retained("a/b", Message("a/b", b"kept", 1, True, PROPS, 123.5))
     store.set_retained("a/gone", Message("a/gone", b"x", 0, True))
     store.set_retained("a/gone", None)
-    store.save_session("c1", 3600, None)
+    store.save_session("c1", 3600, None, "alice")
     store.save_subscription("c1", "a/#", SubOptions(1, True, True, 2, 7))
     store.save_subscription("c1", "$share/g/x", SubOptions(2))
     msg = Message("a/b", b"q", 2, False, PROPS)
@@ -49,7 +49,8 @@ def test_committed_state_comes_back_after_reopen(tmp_path: Path) -> None:
     assert (kept.topic, kept.payload, kept.qos, kept.properties, kept.expires_at) == (
         "a/b", b"kept", 1, PROPS, 123.5)
     [rec] = snap.sessions
-    assert (rec.client_id, rec.expiry, rec.expires_at) == ("c1", 3600, None)
+    assert (rec.client_id, rec.expiry, rec.expires_at, rec.username) == (
+        "c1", 3600, None, "alice")
     assert rec.subscriptions == {"a/#": SubOptions(1, True, True, 2, 7),
                                  "$share/g/x": SubOptions(2)}
     assert [(o.seq, o.qos, o.sub_ids, o.packet_id, o.released, o.retain)

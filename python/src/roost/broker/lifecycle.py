@@ -58,6 +58,7 @@ class Lifecycle:
         for rec in snap.sessions:
             s = Session(rec.client_id, rec.expiry)
             s.stored = True
+            s.username = rec.username
             if rec.expires_at is not None:
                 s.expires_at = rec.expires_at
             elif rec.expiry != NEVER:  # it was connected when the broker stopped
@@ -136,7 +137,7 @@ class Lifecycle:
         conn.session = s
         conn.will = p.will
         if s.persistent:
-            self.store.save_session(client_id, expiry, None)
+            self.store.save_session(client_id, expiry, None, s.username)
             s.stored = True
         elif s.stored:
             self.store.delete_session(client_id)
@@ -227,7 +228,7 @@ class Lifecycle:
             return
         s.expires_at = None if s.expiry == NEVER else now + s.expiry
         if s.persistent:
-            self.store.save_session(s.client_id, s.expiry, s.expires_at)
+            self.store.save_session(s.client_id, s.expiry, s.expires_at, s.username)
 
     def end_session(self, s: Session, now: float) -> None:
         if s.will is not None:
@@ -285,4 +286,4 @@ class Lifecycle:
                 conn.session = None
                 if s.persistent:
                     s.expires_at = None if s.expiry == NEVER else now + s.expiry
-                    self.store.save_session(s.client_id, s.expiry, s.expires_at)
+                    self.store.save_session(s.client_id, s.expiry, s.expires_at, s.username)

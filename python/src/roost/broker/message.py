@@ -41,6 +41,7 @@ class SessionRecord:
     client_id: str
     expiry: int
     expires_at: float | None  # None: it was connected when the broker stopped
+    username: str | None = None  # of its last connection, for ACL checks while offline
     subscriptions: dict[str, SubOptions] = field(default_factory=dict)
     outgoing: list[Outgoing] = field(default_factory=list)  # in seq order
     incoming: set[int] = field(default_factory=set)  # QoS 2 ids awaiting PUBREL

@@ -37,7 +37,8 @@ from roost.mqtt.packets import Properties, PropertyId
 class Store(Protocol):
     def load(self) -> Snapshot: ...
     def set_retained(self, topic: str, message: Message | None) -> None: ...
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None) -> None: ...
+    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
+                     username: str | None = None) -> None: ...
     def delete_session(self, client_id: str) -> None: ...
     def save_subscription(self, client_id: str, topic_filter: str, opts: SubOptions) -> None:
         ...
@@ -63,7 +64,8 @@ class NullStore:
     def set_retained(self, topic: str, message: Message | None) -> None:
         pass
 
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None) -> None:
+    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
+                     username: str | None = None) -> None:
         pass
 
     def delete_session(self, client_id: str) -> None:
@@ -98,7 +100,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS retained (
     topic TEXT PRIMARY KEY, payload BLOB, qos INTEGER, props TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, expiry INTEGER, expires_at REAL);
+    client_id TEXT PRIMARY KEY, expiry INTEGER, expires_at REAL, username TEXT);
 CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT, filter TEXT, qos INTEGER, no_local INTEGER, rap INTEGER, rh INTEGER,
     sub_id INTEGER, PRIMARY KEY (client_id, filter));
@@ -208,9 +210,10 @@ class SqliteStore:
                    message.expires_at)
             self._retained.put(topic, row)
 
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None) -> None:
+    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
+                     username: str | None = None) -> None:
         self._dirty = True
-        self._sessions.put(client_id, (client_id, expiry, expires_at))
+        self._sessions.put(client_id, (client_id, expiry, expires_at, username))
 
     def delete_session(self, client_id: str) -> None:
         self._dirty = True
@@ -259,7 +262,7 @@ class SqliteStore:
                 for table in _TABLES:
                     db.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))  # noqa: S608
             self._write("retained", self._retained, ("topic",), 5)
-            self._write("sessions", self._sessions, ("client_id",), 3)
+            self._write("sessions", self._sessions, ("client_id",), 4)
             self._write("subscriptions", self._subs, ("client_id", "filter"), 7)
             self._write("outgoing", self._outgoing, ("client_id", "seq"), 12)
             self._write("incoming", self._incoming, ("client_id", "packet_id"), 2)
@@ -289,8 +292,8 @@ class SqliteStore:
             snap.retained.append(
                 Message(topic, payload, qos, True, props_from_json(props), expires_at))
         records: dict[str, SessionRecord] = {}
-        for client_id, expiry, expires_at in db.execute("SELECT * FROM sessions"):
-            records[client_id] = SessionRecord(client_id, expiry, expires_at)
+        for client_id, expiry, expires_at, username in db.execute("SELECT * FROM sessions"):
+            records[client_id] = SessionRecord(client_id, expiry, expires_at, username)
         for cid, filt, qos, nl, rap, rh, sid in db.execute("SELECT * FROM subscriptions"):
             if cid in records:
                 records[cid].subscriptions[filt] = SubOptions(qos, bool(nl), bool(rap), rh, sid)
