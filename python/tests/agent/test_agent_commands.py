@@ -22,6 +22,10 @@ name = {{ type = "string", pattern = "{tmp_path}/marker-[a-z]+" }}
 argv = ["/bin/echo", "{{word}}"]
 [commands.echo.args]
 word = {{ type = "string", pattern = "[a-z]{{1,10}}" }}
+[commands.fail]
+argv = ["/bin/false"]
+[commands.ghost]
+argv = ["{tmp_path}/not-installed"]
 '''
 
 
@@ -52,6 +56,10 @@ def test_user_defined_command_runs_fixed_argv(w: Watcher, tmp_path: Path) -> Non
     marker = tmp_path / "marker-yes"
     assert w.request(CMD + "mark", f'{{"name": "{marker}"}}'.encode())["ok"] is True
     assert marker.exists()
+    failed = w.request(CMD + "fail", b"")
+    assert failed["ok"] is False and failed["error"].startswith("exit status 1")
+    ghost = w.request(CMD + "ghost", b"")
+    assert ghost["ok"] is False and "cannot run" in ghost["error"]
 
 
 REFUSED = [

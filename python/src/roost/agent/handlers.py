@@ -100,5 +100,8 @@ def _user(agent: Agent, command: UserCommand, args: dict[str, Any],
             return True, cmds.run_user(command, args)
         except cmds.CommandError as err:
             return False, err
+        except Exception as err:  # contained here: the reply must still go out
+            log.exception("command %s failed", command.name)
+            return False, f"internal error: {type(err).__name__}"
 
     agent.spawn(key, work, lambda r: answer(*r))

@@ -50,8 +50,7 @@ class Agent:
         self.next_ping = now
         self.builtins = builtins(self)
         self.link = Link(cfg, self._status(False, stamp=False), self._on_up,
-                         partial(handle, self),
-                         self._on_ack)
+                         partial(handle, self), self._on_ack)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -112,8 +111,7 @@ class Agent:
                     samples.append((self._topic(name), value))
             elif name not in self.running:
                 plugin = self.cfg.plugins[name]
-                self.spawn(name, partial(collect_plugin, plugin),
-                            partial(self._push_one, name))
+                self.spawn(name, partial(collect_plugin, plugin), partial(self._push_one, name))
         if samples:
             self.queue.push(samples)
 
@@ -136,7 +134,11 @@ class Agent:
         self.running.add(key)
 
         def body() -> None:
-            result = work()
+            try:
+                result = work()
+            except Exception:  # the worker must still hand its key back
+                log.exception("worker %s failed", key)
+                result = None
 
             def finish() -> None:
                 self.running.discard(key)
