@@ -8,6 +8,7 @@ from roost.mqtt.codec import Decoder, decode_one, encode
 from roost.mqtt.errors import InsufficientData, LocalProtocolError
 from roost.mqtt.packets import (
     Auth,
+    ConnAck,
     Connect,
     Disconnect,
     Packet,
@@ -16,8 +17,10 @@ from roost.mqtt.packets import (
     Publish,
     PubRel,
     RetainHandling,
+    SubAck,
     Subscribe,
     Subscription,
+    UnsubAck,
     Will,
 )
 
@@ -155,7 +158,18 @@ def test_a_client_decoder_needs_a_version() -> None:
         (Subscribe(1, ()), 5),
         (Subscribe(1, (Subscription("a/#/b"),)), 5),
         (Auth(), 4),
+        (Auth(0x05), 5),
         (Disconnect(properties={P.TOPIC_ALIAS: 1}), 5),
+        (Disconnect(0x91), 5),
+        (PubAck(1, 0x92), 5),
+        (PubRel(1, 0x10), 5),
+        (ConnAck(True, 0x80), 5),
+        (ConnAck(False, 6), 4),
+        (ConnAck(False, 300), 5),
+        (SubAck(1, ()), 4),
+        (SubAck(1, (0x87,)), 4),
+        (UnsubAck(1, (0x01,)), 5),
+        (Publish("a", "text"), 4),  # type: ignore[arg-type]
     ],
 )
 def test_encode_refuses_what_the_protocol_forbids(packet: Packet, version: int) -> None:

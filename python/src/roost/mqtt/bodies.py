@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Protocol
 
+from roost.mqtt import reasons
 from roost.mqtt.errors import (
     MalformedPacket,
     ProtocolError,
@@ -56,21 +57,6 @@ class BodyDecoder(Protocol):
 T = PacketType
 _new = object.__new__
 _PROTOCOLS = {"MQTT": (4, 5), "MQIsdp": (3,)}
-
-# Reason codes each v5 packet may carry (sections 3.2.2.2 to 3.15.2.1).
-_CONNACK_CODES = frozenset(
-    {0x00, *range(0x80, 0x8B), 0x8C, 0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F}
-)
-_PUBACK_CODES = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
-_PUBREL_CODES = frozenset({0x00, 0x92})
-_SUBACK_CODES = frozenset({0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2})
-_SUBACK_CODES_V3 = frozenset({0x00, 0x01, 0x02, 0x80})
-_UNSUBACK_CODES = frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})
-_DISCONNECT_CODES = frozenset(
-    {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, *range(0x90, 0xA3)}
-    - {0x91, 0x92}
-)
-_AUTH_CODES = frozenset({0x00, 0x18, 0x19})
 
 
 def _end_check(pos: int, end: int) -> None:
@@ -165,11 +151,11 @@ def connack(buf: bytes, flags: int, pos: int, end: int, *, version: int, server:
     code, pos = read_u8(buf, pos, end)
     props: Properties = {}
     if version == MQTT_5:
-        if code not in _CONNACK_CODES:
+        if code not in reasons.CONNACK:
             raise ProtocolError(f"reason code 0x{code:02x} is not valid in CONNACK")
         props, pos = read_properties(buf, pos, end, T.CONNACK)
         _check_auth(props)
-    elif code > 5:
+    elif code not in reasons.CONNACK_V3:
         raise ProtocolError(f"CONNACK return code {code} is reserved")
     if code and ack_flags:
         raise ProtocolError("session present on a refused connection")
@@ -320,14 +306,14 @@ def _codes(buf: bytes, pos: int, end: int, allowed: frozenset[int]) -> tuple[int
 
 def suback(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
     packet_id, props, pos = _head(buf, pos, end, version, T.SUBACK)
-    allowed = _SUBACK_CODES if version == MQTT_5 else _SUBACK_CODES_V3
+    allowed = reasons.SUBACK if version == MQTT_5 else reasons.SUBACK_V3
     return SubAck(packet_id, _codes(buf, pos, end, allowed), props)
 
 
 def unsuback(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
     packet_id, props, pos = _head(buf, pos, end, version, T.UNSUBACK)
     if version == MQTT_5:
-        return UnsubAck(packet_id, _codes(buf, pos, end, _UNSUBACK_CODES), props)
+        return UnsubAck(packet_id, _codes(buf, pos, end, reasons.UNSUBACK), props)
     _end_check(pos, end)
     return UnsubAck(packet_id)
 
@@ -358,14 +344,14 @@ def disconnect(buf: bytes, flags: int, pos: int, end: int, *, version: int, serv
     if version != MQTT_5:
         _end_check(pos, end)
         return Disconnect()
-    code, props = _reason_and_props(buf, pos, end, T.DISCONNECT, _DISCONNECT_CODES)
+    code, props = _reason_and_props(buf, pos, end, T.DISCONNECT, reasons.DISCONNECT)
     if not server and PropertyId.SESSION_EXPIRY_INTERVAL in props:
         raise ProtocolError("a server DISCONNECT carries a session expiry interval")
     return Disconnect(code, props)
 
 
 def auth(buf: bytes, flags: int, pos: int, end: int, *, version: int, server: bool) -> Packet:
-    code, props = _reason_and_props(buf, pos, end, T.AUTH, _AUTH_CODES)
+    code, props = _reason_and_props(buf, pos, end, T.AUTH, reasons.AUTH)
     _check_auth(props)
     return Auth(code, props)
 
@@ -376,10 +362,10 @@ BODIES: tuple[BodyDecoder, ...] = (
     connect,
     connack,
     publish,
-    _ack(PubAck, _PUBACK_CODES),
-    _ack(PubRec, _PUBACK_CODES),
-    _ack(PubRel, _PUBREL_CODES),
-    _ack(PubComp, _PUBREL_CODES),
+    _ack(PubAck, reasons.PUBACK),
+    _ack(PubRec, reasons.PUBACK),
+    _ack(PubRel, reasons.PUBREL),
+    _ack(PubComp, reasons.PUBREL),
     subscribe,
     suback,
     unsubscribe,

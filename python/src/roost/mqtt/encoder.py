@@ -8,9 +8,11 @@ raises LocalProtocolError: that is our bug, not the peer's.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
+from roost.mqtt import reasons
 from roost.mqtt.errors import LocalProtocolError
 from roost.mqtt.packets import (
     MQTT_5,
@@ -54,6 +56,12 @@ def _packet_id(packet_id: int | None) -> bytes:
     if not packet_id or packet_id > 0xFFFF:
         raise LocalProtocolError(f"invalid packet identifier {packet_id!r}")
     return U16.pack(packet_id)
+
+
+def _reason(code: int, allowed: frozenset[int]) -> bytes:
+    if code not in allowed:
+        raise LocalProtocolError(f"reason code 0x{code:02x} is not valid in this packet")
+    return bytes((code,))
 
 
 def _qos(qos: int) -> int:
@@ -128,18 +136,22 @@ def _connect(packet: Connect, version: int) -> bytes:
 
 
 def _connack(packet: ConnAck, version: int) -> bytes:
-    body = bytes((int(packet.session_present), packet.reason_code))
-    if version == MQTT_5:
+    if packet.session_present and packet.reason_code:
+        raise LocalProtocolError("a refused connection has no session present")
+    v5 = version == MQTT_5
+    code = _reason(packet.reason_code, reasons.CONNACK if v5 else reasons.CONNACK_V3)
+    body = bytes((packet.session_present,)) + code
+    if v5:
         return _frame(0x20, body, _props(packet, T.CONNACK))
     return _frame(0x20, body)
 
 
-def _ack(first: int, ptype: int) -> Callable[[Any, int], bytes]:
+def _ack(first: int, ptype: int, codes: frozenset[int]) -> Callable[[Any, int], bytes]:
     def encode_ack(packet: PubAck | PubRec | PubRel | PubComp, version: int) -> bytes:
         packet_id = _packet_id(packet.packet_id)
         if version != MQTT_5 or (not packet.reason_code and not packet.properties):
             return _frame(first, packet_id)
-        code = bytes((packet.reason_code,))
+        code = _reason(packet.reason_code, codes)
         if not packet.properties:
             return _frame(first, packet_id, code)
         return _frame(first, packet_id, code, properties_field(packet.properties, ptype))
@@ -183,21 +195,28 @@ def _unsubscribe(packet: Unsubscribe, version: int) -> bytes:
     return _frame(0xA2, *parts, *map(_filter, packet.topic_filters))
 
 
+def _codes(codes: tuple[int, ...], allowed: frozenset[int]) -> bytes:
+    if not codes:
+        raise LocalProtocolError("an acknowledgement needs at least one reason code")
+    return b"".join(_reason(code, allowed) for code in codes)
+
+
 def _suback(packet: SubAck, version: int) -> bytes:
-    if not packet.reason_codes:
-        raise LocalProtocolError("SUBACK needs at least one reason code")
-    return _frame(0x90, *_head(packet, version, T.SUBACK), bytes(packet.reason_codes))
+    allowed = reasons.SUBACK if version == MQTT_5 else reasons.SUBACK_V3
+    codes = _codes(packet.reason_codes, allowed)
+    return _frame(0x90, *_head(packet, version, T.SUBACK), codes)
 
 
 def _unsuback(packet: UnsubAck, version: int) -> bytes:
     if version != MQTT_5:
         return _frame(0xB0, _packet_id(packet.packet_id))
-    if not packet.reason_codes:
-        raise LocalProtocolError("a v5 UNSUBACK needs at least one reason code")
-    return _frame(0xB0, *_head(packet, version, T.UNSUBACK), bytes(packet.reason_codes))
+    codes = _codes(packet.reason_codes, reasons.UNSUBACK)
+    return _frame(0xB0, *_head(packet, version, T.UNSUBACK), codes)
 
 
-def _reason_and_props(first: int, ptype: int) -> Callable[[Any, int], bytes]:
+def _reason_and_props(
+    first: int, ptype: int, allowed: frozenset[int]
+) -> Callable[[Any, int], bytes]:
     """DISCONNECT and AUTH: v5 drops trailing parts that carry nothing."""
 
     def encode_reason(packet: Disconnect | Auth, version: int) -> bytes:
@@ -205,12 +224,10 @@ def _reason_and_props(first: int, ptype: int) -> Callable[[Any, int], bytes]:
             if ptype == T.AUTH:
                 raise LocalProtocolError("AUTH exists only in MQTT 5")
             return _frame(first)
-        if not packet.properties:
-            if not packet.reason_code:
-                return _frame(first)
-            return _frame(first, bytes((packet.reason_code,)))
-        props = properties_field(packet.properties, ptype)
-        return _frame(first, bytes((packet.reason_code,)), props)
+        code = _reason(packet.reason_code, allowed)
+        if packet.properties:
+            return _frame(first, code, properties_field(packet.properties, ptype))
+        return _frame(first, code) if packet.reason_code else _frame(first)
 
     return encode_reason
 
@@ -219,18 +236,18 @@ _ENCODERS: dict[type[Any], Callable[[Any, int], bytes]] = {
     Publish: _publish,
     Connect: _connect,
     ConnAck: _connack,
-    PubAck: _ack(0x40, T.PUBACK),
-    PubRec: _ack(0x50, T.PUBREC),
-    PubRel: _ack(0x62, T.PUBREL),
-    PubComp: _ack(0x70, T.PUBCOMP),
+    PubAck: _ack(0x40, T.PUBACK, reasons.PUBACK),
+    PubRec: _ack(0x50, T.PUBREC, reasons.PUBACK),
+    PubRel: _ack(0x62, T.PUBREL, reasons.PUBREL),
+    PubComp: _ack(0x70, T.PUBCOMP, reasons.PUBREL),
     Subscribe: _subscribe,
     SubAck: _suback,
     Unsubscribe: _unsubscribe,
     UnsubAck: _unsuback,
     PingReq: lambda packet, version: b"\xc0\x00",
     PingResp: lambda packet, version: b"\xd0\x00",
-    Disconnect: _reason_and_props(0xE0, T.DISCONNECT),
-    Auth: _reason_and_props(0xF0, T.AUTH),
+    Disconnect: _reason_and_props(0xE0, T.DISCONNECT, reasons.DISCONNECT),
+    Auth: _reason_and_props(0xF0, T.AUTH, reasons.AUTH),
 }
 
 
@@ -239,4 +256,8 @@ def encode(packet: Packet, version: int) -> bytes:
     encoder = _ENCODERS.get(type(packet))
     if encoder is None:
         raise LocalProtocolError(f"cannot encode {packet!r}")
-    return encoder(packet, version)
+    try:
+        return encoder(packet, version)
+    except (ValueError, TypeError, OverflowError, struct.error) as exc:
+        # A field of the wrong type or range (a reason code of 300, a str payload...).
+        raise LocalProtocolError(f"cannot encode {packet!r}: {exc}") from exc
