@@ -9,7 +9,8 @@
 
 No asyncio, sockets or clocks here; `server` does the I/O and `store` the disk.
 Session lifecycle (CONNECT, takeover, wills, expiry) lives in `lifecycle`, the
-outgoing flow in `delivery`; this module dispatches packets and routes messages.
+outgoing flow in `delivery`, SUBSCRIBE/UNSUBSCRIBE in `subscribe`; this module
+dispatches packets and routes messages.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from roost.broker.router import Router, SubOptions
 from roost.broker.session import Session
 from roost.broker.settings import Settings
 from roost.broker.store import Store
+from roost.broker.subscribe import Subscriptions
 from roost.broker.sysinfo import Stats
-from roost.broker.topics import parse_shared, valid_topic_filter
 from roost.mqtt.codec import Decoder
 from roost.mqtt.errors import ProtocolError, RemoteProtocolError, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
@@ -45,9 +46,7 @@ from roost.mqtt.packets import (
     PubRec,
     PubRel,
     ReasonCode,
-    SubAck,
     Subscribe,
-    UnsubAck,
     Unsubscribe,
 )
 
@@ -88,6 +87,7 @@ class Broker:
         self._dirty: dict[Connection, None] = {}
         self.deliverer = Deliverer(settings, store, self.stats)
         self.lifecycle = Lifecycle(self)
+        self.subscriptions = Subscriptions(self)
         self.router.available = self._available
         self._max_levels = settings.max_topic_levels
         self._max_length = settings.max_topic_length
@@ -100,8 +100,8 @@ class Broker:
             PubRec: self._on_pubrec,
             PubRel: self._on_pubrel,
             PubComp: self._on_puback,
-            Subscribe: self._on_subscribe,
-            Unsubscribe: self._on_unsubscribe,
+            Subscribe: self.subscriptions.subscribe,
+            Unsubscribe: self.subscriptions.unsubscribe,
             PingReq: self._on_pingreq,
             Disconnect: self.lifecycle.disconnect,
         }
@@ -254,11 +254,6 @@ class Broker:
         for topic, value in stats.topics(now):
             self.publish(Message(topic, value.encode(), 0, True), None, now)
 
-    def _valid_filter(self, topic_filter: str) -> bool:
-        limit = self._max_length
-        return valid_topic_filter(topic_filter, max_levels=self._max_levels) and (
-            len(topic_filter) <= limit or len(topic_filter.encode()) <= limit)
-
     # -- packets from clients -----------------------------------------------------
 
     def _on_publish(self, conn: Connection, p: Publish, now: float) -> None:
@@ -352,60 +347,3 @@ class Broker:
 
     def _on_pingreq(self, conn: Connection, p: PingReq, now: float) -> None:
         conn.write(b"\xd0\x00")
-
-    def _on_subscribe(self, conn: Connection, p: Subscribe, now: float) -> None:
-        s = conn.session
-        assert s is not None
-        v5 = conn.version == MQTT_5
-        sub_id = p.properties.get(PropertyId.SUBSCRIPTION_IDENTIFIER) if v5 else None
-        codes: list[int] = []
-        retained: list[tuple[str, SubOptions]] = []
-        for sub in p.subscriptions:
-            f = sub.topic_filter
-            if not self._valid_filter(f):
-                codes.append(ReasonCode.TOPIC_FILTER_INVALID if v5 else 0x80)
-                continue
-            group, inner = parse_shared(f)
-            if group is not None and sub.no_local:
-                raise ProtocolError("no local on a shared subscription")
-            if not self.policy.authorize_subscribe(conn, f):
-                codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)
-                continue
-            rh = int(sub.retain_handling)
-            opts = SubOptions(sub.qos, sub.no_local, sub.retain_as_published, rh, sub_id)
-            existed = self.router.subscribe(s.client_id, f, opts)
-            if s.persistent:
-                self.store.save_subscription(s.client_id, f, opts)
-            codes.append(sub.qos)
-            # Shared subscriptions get no retained messages (MQTT 5.0 section 4.8.2).
-            if group is None and (rh == 0 or (rh == 1 and not existed)):
-                retained.append((inner, opts))
-        conn.send(SubAck(p.packet_id, tuple(codes)))
-        for f, opts in retained:
-            self._send_retained(s, f, opts, now)
-
-    def _send_retained(self, s: Session, topic_filter: str, opts: SubOptions,
-                       now: float) -> None:
-        ids = () if opts.subscription_id is None else (opts.subscription_id,)
-        policy = self.policy
-        for topic, msg in self.retained.match(topic_filter):
-            if policy.checks_reads and not policy.authorize_read(s.client_id, s.username, topic):
-                continue
-            if msg.expires_at is not None and msg.expires_at <= now:
-                self.retained.delete(topic)
-                self.store.set_retained(topic, None)
-                continue
-            self.deliverer.deliver(s, Outgoing(0, msg, min(msg.qos, opts.qos), True, ids), now)
-
-    def _on_unsubscribe(self, conn: Connection, p: Unsubscribe, now: float) -> None:
-        s = conn.session
-        assert s is not None
-        codes: list[int] = []
-        for f in p.topic_filters:
-            if self.router.unsubscribe(s.client_id, f):
-                if s.persistent:
-                    self.store.delete_subscription(s.client_id, f)
-                codes.append(ReasonCode.SUCCESS)
-            else:
-                codes.append(ReasonCode.NO_SUBSCRIPTION_EXISTED)
-        conn.send(UnsubAck(p.packet_id, tuple(codes) if conn.version == MQTT_5 else ()))
