@@ -19,6 +19,7 @@ from roost.mqtt.packets import (
     SubAck,
     Subscribe,
     Subscription,
+    Will,
 )
 from roost.security.acl import Acl
 
@@ -106,3 +107,12 @@ def test_offline_session_keeps_its_username_across_restart(world: World) -> None
     writer.expect(PubAck)
     parked = alice("a-parked")
     assert [p.payload for p in parked.publishes()] == [b"for later"]
+
+
+@pytest.mark.parametrize("version", [MQTT_311, MQTT_5], ids=["v311", "v5"])
+def test_will_topic_needs_write_access(world: World, version: int) -> None:
+    c, ack = world.connect("c", version, will=Will("news/fake", b"x"))
+    assert ack.reason_code == (ReasonCode.NOT_AUTHORIZED if version == MQTT_5 else 5)
+    assert c.closed
+    _, ack = world.connect("c", version, will=Will("open/c/gone", b"x"))
+    assert ack.reason_code == 0

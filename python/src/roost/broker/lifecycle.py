@@ -100,9 +100,13 @@ class Lifecycle:
             return
         conn.client_id = client_id
         conn.username = p.username
-        rc = self.broker.policy.authenticate(conn, p)
+        policy = self.broker.policy
+        rc = policy.authenticate(conn, p)
         if rc != ReasonCode.SUCCESS:
             self._refuse(conn, rc, "not authorized")
+            return
+        if p.will is not None and not policy.authorize_publish(conn, p.will.topic):
+            self._refuse(conn, ReasonCode.NOT_AUTHORIZED, "will topic not authorized")
             return
         settings = self.settings
         if v5:
