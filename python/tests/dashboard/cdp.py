@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from interop.brokers import Broker
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -153,12 +155,6 @@ class Browser:
     def close(self) -> None:
         if hasattr(self, "ws"):
             self.ws.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        Broker("chromium", 0, self.proc).stop()  # the same terminate, then kill
         self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)
