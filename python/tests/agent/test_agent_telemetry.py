@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from pathlib import Path
 
 from interop.brokers import free_port
@@ -60,3 +61,17 @@ def test_fails_over_to_the_next_endpoint_in_order(
     log = proc.output()
     assert log.index(f"connecting to 127.0.0.1:{dead}") < log.index(
         f"connected to 127.0.0.1:{broker.port}")
+
+
+def test_plugin_collector_publishes_under_its_own_metric(
+        mosquitto: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> None:
+    w = watcher(mosquitto.port, ["roost/lab/+/telemetry/#"])
+    script = tmp_path / "rssi.py"
+    script.write_text('print(\'{"dbm": -61}\')\n')
+    plugin = (f"[plugins.rssi]\ncommand = ['{sys.executable}', '{script}']\ninterval = 0.2\n"
+              "[plugins.slow]\ncommand = ['/bin/sleep', '5']\ninterval = 0.1\ntimeout = 0.2\n")
+    agent(agent_toml(tmp_path / "state", [mosquitto.port], collectors="load = 0.1",
+                     extra=plugin))
+    w.wait(lambda ms: len(w.seqs("rssi")) >= 2 and len(w.seqs("load")) >= 5, "plug-in samples")
+    assert next(m.body["value"] for m in w.msgs if m.topic.endswith("/rssi")) == {"dbm": -61}
+    assert w.seqs("slow") == []  # timed out every time, and the rest carried on
