@@ -20,16 +20,17 @@ class App:
         self.server: Dashboard | None = None
 
     def listen(self, bind: tuple[str, int], auth: PasswordFile | None) -> tuple[str, int]:
-        """Bind the HTTP port and connect to the brokers; the bound (host, port)."""
+        """Bind the HTTP port; the bound (host, port)."""
         family = socket.AF_INET6 if ":" in bind[0] else socket.AF_INET
         self.server = Dashboard(bind, self.hub, auth, family)
-        for reader in self.readers:
-            reader.start()
         host, port = self.server.server_address[:2]
         return str(host), int(port)
 
     def serve(self) -> None:
+        """Connect to the brokers (in the background) and serve HTTP until stopped."""
         assert self.server is not None, "listen() first"
+        for reader in self.readers:
+            reader.start()
         self.server.serve_forever(poll_interval=0.5)
 
     def close(self) -> None:

@@ -121,13 +121,15 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"roost fleet serve: --bind {args.bind}: {err}", file=sys.stderr)
         return 2
-    print(f"roost dashboard listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    where = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    sys.stderr.write(f"roost dashboard listening on {where}\n")
+    sys.stderr.flush()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    sdnotify.notify("READY=1", f"STATUS=serving http://{host}:{port}")
+    sdnotify.notify("READY=1", f"STATUS=serving {where}")
     try:
         app.serve()
     except KeyboardInterrupt:
