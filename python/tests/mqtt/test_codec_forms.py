@@ -175,3 +175,15 @@ def test_a_client_decoder_needs_a_version() -> None:
 def test_encode_refuses_what_the_protocol_forbids(packet: Packet, version: int) -> None:
     with pytest.raises(LocalProtocolError):
         encode(packet, version)
+
+
+def test_v3_encoding_leaves_out_what_only_v5_has() -> None:
+    props = {P.USER_PROPERTY: [("k", "v")]}
+    assert encode(Publish("a", b"x", properties=props), 4) == b"\x30\x04\x00\x01ax"
+    assert encode(PubAck(1, 0x10, {P.REASON_STRING: "no"}), 4) == b"\x40\x02\x00\x01"
+    assert encode(Disconnect(0x8E), 4) == b"\xe0\x00"
+    assert encode(UnsubAck(1, (0x11,)), 4) == b"\xb0\x02\x00\x01"
+    # MQTT 3.1 frames everything but CONNECT as 3.1.1 does.
+    assert encode(Subscribe(2, (Subscription("a/#", 1),)), 3) == encode(
+        Subscribe(2, (Subscription("a/#", 1),)), 4
+    )
