@@ -100,6 +100,7 @@ def test_tls_files_must_exist_and_credentials_resolve(
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(ConfigError, match=r":23: .*CREDENTIALS_DIRECTORY"):
         load(path)
+    assert load(path, need_credentials=False).tls is not None  # check-config outside the unit
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     cfg = load(path)
     assert cfg.tls is not None and cfg.tls.key == creds / "key.pem"

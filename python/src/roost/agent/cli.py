@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        load(args.file)
+        load(args.file, need_credentials=False)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1

@@ -86,7 +86,9 @@ class Config:
     commands: dict[str, UserCommand] = field(default_factory=dict)
 
 
-def load(path: Path | str) -> Config:
+def load(path: Path | str, *, need_credentials: bool = True) -> Config:
+    """need_credentials=False (check-config outside the unit, e.g. Ansible's `validate:`)
+    accepts `credential:` paths it cannot resolve without $CREDENTIALS_DIRECTORY."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -98,10 +100,10 @@ def load(path: Path | str) -> Config:
         m = re.search(r"\(at line (\d+), column \d+\)", str(err))
         line = int(m.group(1)) if m else 1
         raise ConfigError(path, line, str(err).split(" (at line")[0]) from err
-    return _parse(Reader(path, text, data))
+    return _parse(Reader(path, text, data), need_credentials)
 
 
-def _parse(r: Reader) -> Config:
+def _parse(r: Reader, need_credentials: bool) -> Config:
     known = {"site", "client_id", "state_dir", "broker", "tls", "queue", "status",
              "collectors", "plugins", "commands"}
     for key in r.data:
@@ -115,7 +117,7 @@ def _parse(r: Reader) -> Config:
         client_id=client_id,
         endpoints=tuple(_endpoint(r, e) for e in r.strings((*b, "endpoints"))),
         state_dir=Path(r.get(("state_dir",), str, "/var/lib/roost-agent")),
-        tls=_tls(r) if "tls" in r.data else None,
+        tls=_tls(r, need_credentials) if "tls" in r.data else None,
         keepalive=int(r.number((*b, "keepalive"), 30, 5)),
         connect_timeout=r.number((*b, "connect_timeout"), 5.0, 0.1),
         backoff_initial=r.number((*b, "backoff_initial"), 1.0, 0.01),
@@ -143,12 +145,14 @@ def _endpoint(r: Reader, text: str) -> Endpoint:
     return Endpoint(m.group(1).strip("[]"), int(m.group(2)))
 
 
-def _tls(r: Reader) -> Tls:
+def _tls(r: Reader, need_credentials: bool) -> Tls:
     def file(key: str) -> Path:
         where = ("tls", key)
         value: str = r.get(where, str, "")
         if value.startswith("credential:"):  # systemd LoadCredential=
             creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
+            if not creds and not need_credentials:
+                return Path(value)  # checked by the unit that loads the credential
             if not creds:
                 raise r.fail(where, f"{value!r} needs $CREDENTIALS_DIRECTORY (LoadCredential=)")
             p = Path(creds) / value.removeprefix("credential:")
