@@ -47,6 +47,7 @@ def shoot(b: Browser, name: str) -> None:
         time.sleep(0.2)  # one frame for layout; the shot itself is what is checked
         shot = b.screenshot(ARTIFACTS / f"{name}-{label}.png")
         assert shot.stat().st_size > 1000
+    b.screenshot(ARTIFACTS / f"{name}-phone-full.png", full_page=True)
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "roost"])
