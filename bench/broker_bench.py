@@ -180,6 +180,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 s rows, 2,000 held connections")
     ap.add_argument("--only", choices=["mosquitto", "roost"], help="bench one broker")
+    ap.add_argument("--durability", choices=["batched", "strict"], default="batched",
+                    help="Roost's durability mode (strict: on disk before PUBACK)")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -192,7 +194,7 @@ def main() -> int:
         for n in names:
             (tmp / n).mkdir()
             brokers[n] = (start_mosquitto(tmp / n) if n == "mosquitto"
-                          else start_roost(tmp / n, sys.executable))
+                          else start_roost(tmp / n, sys.executable, args.durability))
         for row, _, _, fn in ROWS:
             for n, b in brokers.items():  # row by row, so both see the same machine state
                 print(f"{row} / {n} ...", file=sys.stderr, flush=True)
@@ -212,6 +214,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     meta = {"argv": sys.argv, "utc": stamp, "rlimit_nofile": hard, "loadavg": [load1, load5],
+            "roost_durability": args.durability,
             "settings": vars(s), "results": results}
     (RESULTS / f"broker_bench-{stamp}.json").write_text(json.dumps(meta, indent=1) + "\n")
     (RESULTS / f"broker_bench-{stamp}.txt").write_text(" ".join(sys.argv) + "\n\n" + text + "\n")

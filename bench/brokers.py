@@ -106,9 +106,9 @@ def start_mosquitto(workdir: Path) -> Broker:
     raise RuntimeError("mosquitto did not start on a free port after 5 attempts")
 
 
-def start_roost(workdir: Path, python: str) -> Broker:
+def start_roost(workdir: Path, python: str, durability: str = "batched") -> Broker:
     cmd = [python, "-m", "roost", "broker", "run", "--bind", f"{HOST}:0",
-           "--allow-anonymous", "--data-dir", str(workdir),
+           "--allow-anonymous", "--data-dir", str(workdir), "--durability", durability,
            "--max-queued-messages", "1000000", "--log-level", "warning"]
     broker, m = _launch("roost", cmd, re.compile(r"roost broker listening on [\d.]+:(\d+)"))
     broker.port = int(m.group(1))
