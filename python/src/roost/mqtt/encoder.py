@@ -70,10 +70,11 @@ def _qos(qos: int) -> int:
     return qos
 
 
-def _topic_name(topic: str) -> bytes:
-    if not valid_topic_name(topic):
-        raise LocalProtocolError(f"invalid topic name {topic!r}")
-    return str_field(topic)
+def _topic(text: str, *, wildcards: bool) -> bytes:
+    """A will topic (a name) or a subscription's topic filter, checked, as a string field."""
+    if not (valid_topic_filter(text) if wildcards else valid_topic_name(text)):
+        raise LocalProtocolError(f"invalid topic {'filter' if wildcards else 'name'} {text!r}")
+    return str_field(text)
 
 
 def _publish(packet: Publish, version: int) -> bytes:
@@ -120,7 +121,7 @@ def _connect(packet: Connect, version: int) -> bytes:
         flags |= 0x04 | _qos(will.qos) << 3 | will.retain << 5
         if v5:
             payload.append(_props(will, WILL))
-        payload += (_topic_name(will.topic), bin_field(will.payload))
+        payload += (_topic(will.topic, wildcards=False), bin_field(will.payload))
     if packet.username is not None:
         flags |= 0x80
         payload.append(str_field(packet.username))
@@ -169,12 +170,6 @@ def _head(
     return parts
 
 
-def _filter(topic_filter: str) -> bytes:
-    if not valid_topic_filter(topic_filter):
-        raise LocalProtocolError(f"invalid topic filter {topic_filter!r}")
-    return str_field(topic_filter)
-
-
 def _subscribe(packet: Subscribe, version: int) -> bytes:
     if not packet.subscriptions:
         raise LocalProtocolError("SUBSCRIBE needs at least one subscription")
@@ -184,7 +179,7 @@ def _subscribe(packet: Subscribe, version: int) -> bytes:
         if version == MQTT_5:
             options |= sub.no_local << 2 | sub.retain_as_published << 3
             options |= int(sub.retain_handling) << 4
-        parts += (_filter(sub.topic_filter), bytes((options,)))
+        parts += (_topic(sub.topic_filter, wildcards=True), bytes((options,)))
     return _frame(0x82, *parts)
 
 
@@ -192,7 +187,7 @@ def _unsubscribe(packet: Unsubscribe, version: int) -> bytes:
     if not packet.topic_filters:
         raise LocalProtocolError("UNSUBSCRIBE needs at least one topic filter")
     parts = _head(packet, version, T.UNSUBSCRIBE)
-    return _frame(0xA2, *parts, *map(_filter, packet.topic_filters))
+    return _frame(0xA2, *parts, *(_topic(f, wildcards=True) for f in packet.topic_filters))
 
 
 def _codes(codes: tuple[int, ...], allowed: frozenset[int]) -> bytes:
