@@ -34,13 +34,13 @@ def test_status_and_telemetry_make_an_online_pi_with_sparklines() -> None:
     fleet = Fleet(stale_after=60)
     online(fleet)
     for i in range(3):
-        t = T0 + 20 * i
+        t = T0 + 60 * i  # one sample per 30 s slot
         fleet.fold(TEMP, js(ts=t, seq=i, value=40.0 + i), False, t)
         fleet.fold(LOAD, js(ts=t, seq=i, value={"1m": 0.5 * i, "5m": 0.1, "15m": 0.1}), False, t)
-    view = pi_view(fleet, T0 + 40)
+    view = pi_view(fleet, T0 + 120)
     assert (view["state"], view["version"], view["queue_depth"], view["dropped"]) == (
         "online", "0.1.0", 4, 2)
-    assert view["last_seen"] == T0 + 40
+    assert view["last_seen"] == T0 + 120
     assert view["metrics"]["cpu_temp"]["latest"] == 42.0
     assert [p[1] for p in view["metrics"]["load"]["points"]] == [0.0, 0.5, 1.0]
     assert view["unreadable"] == []

@@ -50,12 +50,13 @@ class Fleet:
         """Per Pi, what the page last needs to know changed: revision and derived state."""
         return {k: (pi.rev, pi.state(now, self.stale_after)[0]) for k, pi in self.pis.items()}
 
-    def view(self, now: float, keys: Iterable[Key] | None = None) -> dict[str, Any]:
+    def view(self, now: float, keys: Iterable[Key] | None = None, series: bool = True
+             ) -> dict[str, Any]:
         """The snapshot the page draws; with `keys`, only those Pis change (an update).
         `keys` in the result lists every Pi the page should keep, in order."""
         chosen = sorted(self.pis if keys is None else keys)
         unseen = self._unseen(now)
-        pis = [self.pis[k].view(now, self.stale_after) for k in chosen if k in self.pis]
+        pis = [self.pis[k].view(now, self.stale_after, series) for k in chosen if k in self.pis]
         counts = {"online": 0, "offline": 0, NEVER_SEEN: len(unseen)}
         for pi in self.pis.values():
             counts[pi.state(now, self.stale_after)[0]] += 1

@@ -25,7 +25,7 @@ class FleetCollector:
         self.hub = hub
 
     def collect(self) -> Iterator[Metric]:
-        view: dict[str, Any] = self.hub.read(lambda fleet, now: fleet.view(now))
+        view: dict[str, Any] = self.hub.read(lambda fleet, now: fleet.view(now, series=False))
         online = GaugeMetricFamily("roost_fleet_pi_online", "1 if the Pi is online", labels=LABELS)
         seen = GaugeMetricFamily("roost_fleet_pi_last_seen_timestamp_seconds",
                                  "Time of the Pi's last readable message", labels=LABELS)

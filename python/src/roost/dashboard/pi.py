@@ -79,9 +79,9 @@ class Pi:
             return "offline", f"silent for over {stale_after:g}s"
         return "online", ""
 
-    def view(self, now: float, stale_after: float) -> dict[str, Any]:
+    def view(self, now: float, stale_after: float, series: bool = True) -> dict[str, Any]:
         state, reason = self.state(now, stale_after)
-        metrics = {m: {"latest": s.latest(), "points": s.view(now),
+        metrics = {m: {"latest": s.latest(), "points": s.view(now) if series else [],
                        "unreadable": m in self.unreadable} for m, s in self.series.items()}
         return {"site": self.site, "client_id": self.client_id, "state": state,
                 "reason": reason, "last_seen": self.last_seen, "version": self.version,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 WINDOW = 3600.0
-POINTS = 360  # one point per 10 s over an hour: enough for a 120 px sparkline
+POINTS = 120  # one point per 30 s over an hour: a sparkline is about 120 px wide
 
 
 class Series:
@@ -36,5 +36,6 @@ class Series:
         return self.data[-1][1] if self.data else None
 
     def view(self, now: float) -> list[list[float]]:
+        """[[unix time, value], ...], rounded: the page draws them 120 px wide."""
         self.prune(now)
-        return [[round(t, 1), round(v, 2)] for t, v in self.data]
+        return [[round(t), round(v, 2)] for t, v in self.data]
