@@ -16,6 +16,8 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from roost.dashboard.events import Stream
 from roost.dashboard.hub import Hub
 from roost.dashboard.metrics import exposition
@@ -66,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             view = self.server.hub.read(lambda fleet, now: fleet.view(now))
             self._send(200, json.dumps(view).encode(), "application/json")
         elif path == "/metrics":
-            self._send(200, exposition(self.server.hub), "text/plain; version=0.0.4")
+            self._send(200, exposition(self.server.hub), CONTENT_TYPE_LATEST)
         elif path == "/events":
             self._events()
         else:
