@@ -16,25 +16,21 @@ U32 = Struct("!I")
 VARINT_MAX = 268_435_455
 
 
-def malformed(what: str) -> MalformedPacket:
-    return MalformedPacket(what)
-
-
 def read_u8(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
-        raise malformed("packet ends inside a byte field")
+        raise MalformedPacket("packet ends inside a byte field")
     return buf[pos], pos + 1
 
 
 def read_u16(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos + 2 > end:
-        raise malformed("packet ends inside a two-byte integer")
+        raise MalformedPacket("packet ends inside a two-byte integer")
     return buf[pos] << 8 | buf[pos + 1], pos + 2
 
 
 def read_u32(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos + 4 > end:
-        raise malformed("packet ends inside a four-byte integer")
+        raise MalformedPacket("packet ends inside a four-byte integer")
     return U32.unpack_from(buf, pos)[0], pos + 4
 
 
@@ -56,9 +52,9 @@ def read_varint(
         if byte < 0x80:
             # The spec asks for the shortest form; a trailing zero byte is padding.
             if byte == 0 and shift:
-                raise malformed("variable byte integer not in its shortest form")
+                raise MalformedPacket("variable byte integer not in its shortest form")
             return value, pos
-    raise malformed("variable byte integer longer than four bytes")
+    raise MalformedPacket("variable byte integer longer than four bytes")
 
 
 def text(raw: bytes) -> str:
@@ -66,9 +62,9 @@ def text(raw: bytes) -> str:
     try:
         value = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise malformed("string is not well-formed UTF-8") from None
+        raise MalformedPacket("string is not well-formed UTF-8") from None
     if "\x00" in value:
-        raise malformed("string contains U+0000")
+        raise MalformedPacket("string contains U+0000")
     return value
 
 
@@ -76,7 +72,7 @@ def read_str(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     size, pos = read_u16(buf, pos, end)
     stop = pos + size
     if stop > end:
-        raise malformed("string runs past the end of the packet")
+        raise MalformedPacket("string runs past the end of the packet")
     return text(buf[pos:stop]), stop
 
 
@@ -84,7 +80,7 @@ def read_bin(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
     size, pos = read_u16(buf, pos, end)
     stop = pos + size
     if stop > end:
-        raise malformed("binary data runs past the end of the packet")
+        raise MalformedPacket("binary data runs past the end of the packet")
     return buf[pos:stop], stop
 
 
