@@ -10,6 +10,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import resource
 import statistics
 import sys
@@ -54,7 +55,11 @@ class Worker:
             raise RuntimeError(f"{role} never became ready")
 
     def result(self, timeout: float) -> dict[str, Any]:
-        res: dict[str, Any] = self.out.get(timeout=timeout)
+        try:
+            res: dict[str, Any] = self.out.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            raise RuntimeError(f"no result within {timeout:.0f} s") from None
         self.proc.join(10)
         if "error" in res:
             raise RuntimeError(res["error"])
