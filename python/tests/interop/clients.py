@@ -171,10 +171,11 @@ class Peer:
             sock.close()  # without a DISCONNECT first, the broker sees the link drop
 
 
-def publish_once(broker: Broker, topic: str, payload: bytes, version: int = 5) -> None:
-    """Publish one QoS 1 message from a short-lived client (markers, triggers)."""
+def publish_once(broker: Broker, topic: str, payload: bytes, version: int = 5,
+                 qos: int = 1) -> None:
+    """Publish one message from a short-lived client (markers, triggers)."""
     peer = Peer(broker, "", version).connect()
-    peer.publish(topic, payload, qos=1)
+    peer.publish(topic, payload, qos=qos)
     peer.disconnect()
 
 

@@ -13,7 +13,7 @@ import struct
 from .brokers import Broker
 from .clients import WAIT
 
-CONNACK, PUBLISH, PUBACK, SUBACK, DISCONNECT = 2, 3, 4, 9, 14
+CONNACK, PUBLISH, PUBACK, PUBREC, PUBCOMP, SUBACK, DISCONNECT = 2, 3, 4, 5, 7, 9, 14
 
 
 def varint(n: int) -> bytes:
@@ -79,6 +79,10 @@ def subscribe(topic: str, qos: int, pid: int, version: int = 5) -> bytes:
 
 def puback(pid: int) -> bytes:
     return frame(0x40, struct.pack("!H", pid))
+
+
+def pubrel(pid: int) -> bytes:
+    return frame(0x62, struct.pack("!H", pid))
 
 
 class RawClient:

@@ -6,7 +6,7 @@ import pytest
 
 from . import raw
 from .brokers import Broker
-from .clients import MosquittoSub, Peer, mosquitto_pub
+from .clients import MosquittoSub, Peer, mosquitto_pub, publish_once
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
@@ -32,6 +32,24 @@ def test_delivery_qos_is_minimum_of_publish_and_subscription(broker: Broker,
     pub.publish("down", b"x", qos=2)
     assert sub.get().qos == 1
     pub.disconnect()
+    sub.disconnect()
+
+
+def test_qos2_resent_publish_delivered_once(broker: Broker, version: int) -> None:
+    sub = Peer(broker, "sub", version).connect()
+    sub.subscribe("x/t", qos=2)
+    pub = raw.RawClient(broker)
+    pub.handshake("pub", version)
+    once = raw.publish("x/t", b"once", version=version, qos=2, pid=7)
+    pub.send(once)
+    pub.expect(raw.PUBREC)
+    pub.send(bytes([once[0] | 0x08]) + once[1:])  # the same PUBLISH again, DUP set
+    pub.expect(raw.PUBREC)
+    pub.send(raw.pubrel(7))
+    pub.expect(raw.PUBCOMP)
+    publish_once(broker, "x/t", b"marker", version, qos=2)  # same QoS: order is kept
+    assert [m.payload for m in sub.until(b"marker")] == [b"once"]
+    pub.close()
     sub.disconnect()
 
 
