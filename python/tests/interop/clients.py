@@ -84,9 +84,10 @@ class Peer:
                 break
         self.gone.set()
 
-    def will(self, topic: str, payload: bytes, qos: int = 0, **will_props: Any) -> Peer:
+    def will(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False,
+             **will_props: Any) -> Peer:
         p = props(PacketTypes.WILLMESSAGE, **will_props) if will_props else None
-        self.client.will_set(topic, payload, qos, properties=p)
+        self.client.will_set(topic, payload, qos, retain, properties=p)
         return self
 
     def connect(self, **connect_props: Any) -> Peer:

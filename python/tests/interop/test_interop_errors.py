@@ -12,6 +12,7 @@ from .clients import Peer, publish_once
 # Protocol Error; section 4.13 also allows 0x81 Malformed Packet.
 WILDCARD_REASONS = {0x81, 0x82, 0x90}
 KEEP_ALIVE_TIMEOUT = 0x8D
+TOPIC_ALIAS_INVALID = 0x94
 
 
 def test_wildcard_publish_topic_v5(broker: Broker) -> None:
@@ -23,6 +24,21 @@ def test_wildcard_publish_topic_v5(broker: Broker) -> None:
     if sent:
         kind, _, body = sent[0]
         assert kind == raw.DISCONNECT and body[0] in WILDCARD_REASONS, sent
+
+
+def test_topic_alias_above_maximum(broker: Broker) -> None:
+    probe = Peer(broker, "probe").connect()
+    limit = getattr(probe.connack_props, "TopicAliasMaximum", 0)
+    probe.disconnect()
+    assert limit < 65535, "no alias can be above this maximum"
+    bad = raw.RawClient(broker)
+    bad.handshake("bad")
+    bad.send(raw.publish("ta/x", b"x", props=raw.prop(0x23, limit + 1, 2)))
+    sent = bad.closed()
+    assert len(sent) <= 1, sent
+    if sent:
+        kind, _, body = sent[0]
+        assert kind == raw.DISCONNECT and body[0] in {0x82, TOPIC_ALIAS_INVALID}, sent
 
 
 def test_wildcard_publish_topic_v311(broker: Broker) -> None:

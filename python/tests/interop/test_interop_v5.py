@@ -136,6 +136,20 @@ def test_expired_message_not_delivered(broker: Broker) -> None:
     back.disconnect()
 
 
+def test_expired_retained_message_not_sent(broker: Broker) -> None:
+    pub = Peer(broker, "pub").connect()
+    pub.publish("rx/short", b"short", qos=1, retain=True, MessageExpiryInterval=1)
+    pub.publish("rx/long", b"long", qos=1, retain=True, MessageExpiryInterval=60)
+    time.sleep(2.5)  # "short" expires while retained
+    late = Peer(broker, "late").connect()
+    late.subscribe("rx/#", qos=1)
+    assert late.get().payload == b"long"
+    pub.publish("rx/marker", b"marker", qos=1)
+    assert late.until(b"marker") == []
+    for p in (pub, late):
+        p.disconnect()
+
+
 def test_properties_forwarded(broker: Broker) -> None:
     sub = Peer(broker, "sub").connect()
     sub.subscribe("pp/t", qos=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from .brokers import Broker
-from .clients import MosquittoSub, Peer, publish_once
+from .clients import MosquittoSub, Peer, mprops, publish_once, user_props
 
 
 def _watch(broker: Broker, version: int) -> Peer:
@@ -28,6 +28,25 @@ def test_will_sent_when_paho_socket_drops(broker: Broker, version: int) -> None:
     watcher = _watch(broker, version)
     Peer(broker, "dropped", version).will("will/dropped", b"bye", qos=1).connect().close()
     assert watcher.get().payload == b"bye"
+    watcher.disconnect()
+
+
+def test_retained_will_kept_for_later_subscribers(broker: Broker, version: int) -> None:
+    Peer(broker, "gone", version).will("status/gone", b"offline", qos=1, retain=True,
+                                       ).connect().close()
+    late = Peer(broker, "late", version).connect()
+    late.subscribe("status/#", qos=1)
+    got = late.get()
+    assert (got.topic, got.payload, got.retain) == ("status/gone", b"offline", True)
+    late.disconnect()
+
+
+def test_will_properties_forwarded(broker: Broker) -> None:
+    watcher = _watch(broker, 5)
+    Peer(broker, "typed").will("will/typed", b"{}", qos=1, ContentType="application/json",
+                               UserProperty=[("why", "lost")]).connect().close()
+    got = watcher.get()
+    assert (mprops(got).ContentType, user_props(got)) == ("application/json", [("why", "lost")])
     watcher.disconnect()
 
 
