@@ -15,7 +15,7 @@ export LAB_NAME ?= roost-lab
 PLAYBOOK := ansible-playbook
 
 .PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down \
-	test lint lint-python lint-ansible pytest molecule
+	test lint lint-python lint-ansible pytest lab-selftest molecule
 
 help:
 	@echo "make lab        bring up the local lab (BROKERS=$(BROKERS) LBS=$(LBS) PIS=$(PIS)) and deploy site.yml"
@@ -47,7 +47,7 @@ lab-deploy: venv
 lab-down:
 	@if docker info >/dev/null 2>&1; then bash lab/down.sh; else echo "lab: no docker engine, nothing to remove"; fi
 
-test: lint pytest molecule
+test: lint pytest lab-selftest molecule
 
 lint: lint-python lint-ansible
 
@@ -63,6 +63,10 @@ lint-ansible: venv
 # pytest exits 5 when it collects no test: not a failure while suites are being written.
 pytest: venv
 	cd python && { pytest -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]; }
+
+# make lab's answers to bad input: network or port taken, debootstrap or dockerd failing.
+lab-selftest: image
+	bash lab/selftest.sh
 
 molecule: venv image
 	molecule test -s default

@@ -17,9 +17,14 @@ sources=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
   /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 cas=$(ls /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
 
-# The recipe: this script, the release, and the host files copied into the image.
+# The mirror the build machine uses, so containers reach the same one.
+mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb  *\(\[[^]]*\] *\)\?\(http[^ ]*\) .*/\2/p' \
+  $sources 2>/dev/null | grep -v security | head -n1)
+mirror=${LAB_MIRROR:-${mirror:-http://deb.debian.org/debian}}
+
+# The recipe: this script, release, mirror, and the host files copied into the image.
 # shellcheck disable=SC2086
-recipe=$(cat "$0" <(echo "$codename") $sources $cas | sha256sum | cut -c1-12)
+recipe=$(cat "$0" <(echo "$codename $mirror") $sources $cas | sha256sum | cut -c1-12)
 tag=$IMAGE_REPO:$(release_number "$LAB_RELEASE")-$recipe
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -28,11 +33,6 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 need_root
 command -v debootstrap >/dev/null || die "debootstrap is not installed (run: make deps)"
-
-# The mirror the build machine uses, so containers reach the same one.
-mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb  *\(\[[^]]*\] *\)\?\(http[^ ]*\) .*/\2/p' \
-  $sources 2>/dev/null | grep -v security | head -n1)
-mirror=${mirror:-http://deb.debian.org/debian}
 
 mkdir -p "$LAB_DIR"
 work=$(mktemp -d "$LAB_DIR/image.XXXXXX")
@@ -86,4 +86,8 @@ printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL %s.recipe=%s\n' "$building-raw" "$
 # Only a complete build reaches this line and gets the good tags.
 docker tag "$building" "$tag"
 docker tag "$building" "$alias"
+# Older recipes of this release are dead weight (containers still using one keep it).
+docker images --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" |
+  grep "^$IMAGE_REPO:$(release_number "$LAB_RELEASE")-" | grep -vx "$tag" |
+  xargs -r docker rmi >/dev/null 2>&1 || true
 log "built $tag"
