@@ -33,8 +33,9 @@ _MESSAGE = (T.PUBLISH, WILL)
 # Wire types.
 BYTE, U16, U32, VARINT, STR, BIN, PAIR = range(7)
 
-SPECS: dict[int, tuple[int, frozenset[int]]] = {
-    int(ident): (kind, frozenset(int(t) for t in where))
+# identifier -> (wire type, packet types allowed, the enum member, the identifier byte)
+SPECS: dict[int, tuple[int, frozenset[int], PropertyId, bytes]] = {
+    int(ident): (kind, frozenset(int(t) for t in where), ident, bytes((ident,)))
     for ident, kind, where in (
         (P.PAYLOAD_FORMAT_INDICATOR, BYTE, _MESSAGE),
         (P.MESSAGE_EXPIRY_INTERVAL, U32, _MESSAGE),
@@ -70,7 +71,6 @@ SPECS: dict[int, tuple[int, frozenset[int]]] = {
     )
 }
 
-_KEYS = {int(key): key for key in PropertyId}  # a dict lookup is cheaper than PropertyId(n)
 _FLAGS = frozenset(
     {
         P.PAYLOAD_FORMAT_INDICATOR,
@@ -86,6 +86,7 @@ _FLAGS = frozenset(
 _NONZERO = frozenset(
     {P.RECEIVE_MAXIMUM, P.MAXIMUM_PACKET_SIZE, P.SUBSCRIPTION_IDENTIFIER, P.TOPIC_ALIAS}
 )
+_CHECKED = _FLAGS | _NONZERO | {P.RESPONSE_TOPIC}
 
 
 def _read_pair(buf: bytes, pos: int, end: int) -> tuple[tuple[str, str], int]:
@@ -117,25 +118,33 @@ def _check_value(key: PropertyId, value: Any) -> None:
 
 def read_properties(buf: bytes, pos: int, end: int, where: int) -> tuple[Properties, int]:
     """Decode a property block for packet type `where` (or WILL)."""
-    size, pos = read_varint(buf, pos, end)
+    if pos < end and buf[pos] < 0x80:  # lengths under 128 take one byte
+        size = buf[pos]
+        pos += 1
+    else:
+        size, pos = read_varint(buf, pos, end)
     stop = pos + size
     if stop > end:
         raise MalformedPacket("property length runs past the end of the packet")
     props: Properties = {}
     while pos < stop:
-        ident, pos = read_varint(buf, pos, stop)
+        ident = buf[pos]
+        if ident < 0x80:  # every identifier defined fits in one byte
+            pos += 1
+        else:
+            ident, pos = read_varint(buf, pos, stop)
         spec = SPECS.get(ident)
         if spec is None:
             raise MalformedPacket(f"unknown property identifier 0x{ident:02x}")
-        kind, allowed = spec
-        key = _KEYS[ident]
+        kind, allowed, key, _ = spec
         if where not in allowed:
             raise ProtocolError(f"property {key.name} is not allowed in this packet")
         value, pos = _READERS[kind](buf, pos, stop)
         if kind == PAIR:
             props.setdefault(key, []).append(value)
             continue
-        _check_value(key, value)
+        if key in _CHECKED:
+            _check_value(key, value)
         if key is P.SUBSCRIPTION_IDENTIFIER and where == T.PUBLISH:
             # A delivery matching several subscriptions carries one identifier each.
             props.setdefault(key, []).append(value)
@@ -168,11 +177,11 @@ def properties_field(props: Properties, where: int) -> bytes:
         return b"\x00"
     parts: list[bytes] = []
     for key, value in props.items():
-        spec = SPECS.get(int(key))
-        if spec is None or int(where) not in spec[1]:
+        spec = SPECS.get(key)
+        if spec is None or where not in spec[1]:
             raise LocalProtocolError(f"property {key!r} is not allowed in this packet")
         kind = spec[0]
-        ident = bytes((int(key),))
+        ident = spec[3]
         if kind == PAIR:
             parts.extend(ident + str_field(k) + str_field(v) for k, v in value)
         elif isinstance(value, list):

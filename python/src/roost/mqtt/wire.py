@@ -57,23 +57,21 @@ def read_varint(
     raise MalformedPacket("variable byte integer longer than four bytes")
 
 
-def text(raw: bytes) -> str:
-    """Decode an MQTT UTF-8 string: strict UTF-8 (which already refuses surrogates), no NUL."""
+def read_str(buf: bytes, pos: int, end: int) -> tuple[str, int]:
+    """An MQTT UTF-8 string: strict UTF-8 (which already refuses surrogates), no U+0000."""
+    start = pos + 2
+    if start > end:
+        raise MalformedPacket("packet ends inside a string length")
+    stop = start + (buf[pos] << 8 | buf[pos + 1])
+    if stop > end:
+        raise MalformedPacket("string runs past the end of the packet")
     try:
-        value = raw.decode("utf-8")
+        value = buf[start:stop].decode()
     except UnicodeDecodeError:
         raise MalformedPacket("string is not well-formed UTF-8") from None
     if "\x00" in value:
         raise MalformedPacket("string contains U+0000")
-    return value
-
-
-def read_str(buf: bytes, pos: int, end: int) -> tuple[str, int]:
-    size, pos = read_u16(buf, pos, end)
-    stop = pos + size
-    if stop > end:
-        raise MalformedPacket("string runs past the end of the packet")
-    return text(buf[pos:stop]), stop
+    return value, stop
 
 
 def read_bin(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:
