@@ -221,3 +221,20 @@ def test_packet_ids_are_unique_among_inflight(world: World, version: int) -> Non
         pub.send(Publish("t", b"x", 1, packet_id=i + 1))
     ids = [p.packet_id for p in sub.publishes()]
     assert len(set(ids)) == len(ids) == 10
+
+
+@VERSIONS
+@pytest.mark.parametrize(("qos", "retain", "dup"), [(0, False, False), (1, True, False),
+                                                    (2, False, True)])
+@pytest.mark.parametrize("payload", [b"", b"x" * 64, b"y" * 300])
+def test_fast_publish_bytes_equal_the_codec(version: int, qos: int, retain: bool, dup: bool,
+                                            payload: bytes) -> None:
+    from roost.broker.delivery import _plain
+    from roost.broker.message import Message, Outgoing
+    from roost.mqtt.codec import encode
+
+    pid = 513 if qos else 0
+    out = Outgoing(1, Message("a/ü/c", payload, 2, False), qos, retain, (), pid)
+    fast = _plain(out, "a/ü/c", dup, version == MQTT_5)
+    packet = Publish("a/ü/c", payload, qos, retain, dup, pid or None)
+    assert fast == encode(packet, version)

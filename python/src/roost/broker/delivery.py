@@ -20,6 +20,7 @@ from roost.broker.store import Store
 from roost.broker.sysinfo import Stats
 from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, PropertyId, Publish, PubRel
+from roost.mqtt.wire import varint
 
 _EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
 _SUB_ID = PropertyId.SUBSCRIPTION_IDENTIFIER
@@ -176,7 +177,10 @@ def _encode(out: Outgoing, version: int, dup: bool, remaining: int, *, topic: st
             alias: int | None) -> bytes:
     msg = out.message
     props = msg.properties
-    if version == MQTT_5 and (out.sub_ids or remaining or alias):
+    v5 = version == MQTT_5
+    if not (v5 and (props or out.sub_ids or remaining or alias)):
+        return _plain(out, topic, dup, v5)
+    if out.sub_ids or remaining or alias:
         props = dict(props)
         if out.sub_ids:
             props[_SUB_ID] = list(out.sub_ids)
@@ -186,6 +190,20 @@ def _encode(out: Outgoing, version: int, dup: bool, remaining: int, *, topic: st
             props[_ALIAS] = alias
     packet = Publish(topic, msg.payload, out.qos, out.retain, dup, out.packet_id or None, props)
     return encode(packet, version)
+
+
+def _plain(out: Outgoing, topic: str, dup: bool, v5: bool) -> bytes:
+    """A PUBLISH without properties, built directly: the common case of the hot path.
+    The topic was validated when it arrived, so the codec's checks are not repeated."""
+    raw = topic.encode()
+    qos = out.qos
+    ident = out.packet_id.to_bytes(2, "big") if qos else b""
+    head = b"".join((len(raw).to_bytes(2, "big"), raw, ident, b"\x00" if v5 else b""))
+    payload = out.message.payload
+    size = len(head) + len(payload)
+    first = 0x30 | qos << 1 | out.retain | dup << 3
+    fixed = bytes((first, size)) if size < 128 else bytes((first,)) + varint(size)
+    return b"".join((fixed, head, payload))
 
 
 def _pid_offset(data: bytes, topic: str) -> int:
