@@ -134,6 +134,11 @@ def decode_one(
 class Decoder:
     """Incremental decoder for one connection: feed it bytes, get complete packets.
 
+    Server side (the broker), `version` starts as None and is set by the first packet,
+    which must be CONNECT (3: MQTT 3.1, 4: 3.1.1, 5: 5.0); a second CONNECT is an error.
+    Client side, the caller passes the version it connected with. `max_packet_size`
+    may be changed at any time and applies from the next fixed header on.
+
     After a RemoteProtocolError it stays failed: the connection must be closed. Packets
     decoded earlier in the failing `feed` call are dropped with it.
     """
