@@ -76,6 +76,9 @@ def load_acl(path: Path) -> Acl:
 
 def make_policy(config: Config) -> Policy:
     allow = config.settings.allow_anonymous
+    if not allow:
+        log.warning("allow_anonymous is false and no authentication is configured yet: "
+                    "every client will be refused")
     if config.acl_file is None:
         return AnonymousPolicy(allow)
     return AclPolicy(allow, load_acl(config.acl_file))
