@@ -148,6 +148,8 @@ def test_a_client_decoder_needs_a_version() -> None:
         (Publish("a\x00"), 4),
         (Publish("\ud800"), 4),
         (Publish(""), 4),
+        (Publish(""), 5),
+        (Publish("", properties={P.TOPIC_ALIAS: 1}), 4),
         (Publish("a" * 65_536), 4),
         (Publish("a", properties={P.RECEIVE_MAXIMUM: 1}), 5),
         (Publish("a", properties={P.TOPIC_ALIAS: [1, 2]}), 5),

@@ -24,6 +24,7 @@ from roost.mqtt.packets import (
     PacketType,
     PingReq,
     PingResp,
+    PropertyId,
     PubAck,
     PubComp,
     Publish,
@@ -77,9 +78,19 @@ def _topic(text: str, *, wildcards: bool) -> bytes:
     return str_field(text)
 
 
+def _topic_missing(packet: Publish, version: int) -> bool:
+    """Only a v5 topic alias may stand in for an empty topic."""
+    return version != MQTT_5 or PropertyId.TOPIC_ALIAS not in packet.properties
+
+
 def _publish(packet: Publish, version: int) -> bytes:
     topic = packet.topic
-    if "+" in topic or "#" in topic or "\x00" in topic or (not topic and version != MQTT_5):
+    if (
+        "+" in topic
+        or "#" in topic
+        or "\x00" in topic
+        or (not topic and _topic_missing(packet, version))
+    ):
         raise LocalProtocolError(f"invalid PUBLISH topic {topic!r}")
     try:
         raw = topic.encode()
