@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +61,19 @@ def test_agent_sends_ready_status_and_watchdog(
             break
     assert got[0].startswith(b"READY=1\nSTATUS=")
     assert got.count(b"WATCHDOG=1") >= 3
+
+
+def test_config_error_stops_start_up_before_ready(
+        tmp_path: Path, notify_socket: tuple[str, socket.socket]) -> None:
+    name, sock = notify_socket
+    bad = tmp_path / "agent.toml"
+    bad.write_text('site = "lab"\n[broker]\nendpoints = ["nowhere"]\n')
+    done = subprocess.run([sys.executable, "-m", "roost", "agent", "run", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=30, check=False,
+                          env={**os.environ, "NOTIFY_SOCKET": name})
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"{bad}:3: endpoint 'nowhere' must be HOST:PORT"
+    assert sock.recv(4096).decode() == f"STATUS=config error: {done.stderr.strip()}"
+    sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):  # and nothing else, READY least of all
+        sock.recv(4096)
