@@ -1,6 +1,6 @@
 # Roost. Two commands set everything up and prove it works (as root, Debian 12):
 #   make lab    install tools, build the image, start the lab hosts, deploy site.yml
-#   make test   lint, Python tests, Molecule
+#   make test   lint, Python tests, preflight and lab checks, Molecule
 # Lab size: make lab BROKERS=3 LBS=1 PIS=20. Debian release: make lab LAB_RELEASE=13.
 
 SHELL := /bin/bash
@@ -15,7 +15,7 @@ export LAB_NAME ?= roost-lab
 PLAYBOOK := ansible-playbook
 
 .PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down \
-	test lint lint-python lint-ansible pytest lab-selftest molecule
+	test lint lint-python lint-ansible pytest preflight-test lab-selftest molecule
 
 help:
 	@echo "make lab        bring up the local lab (BROKERS=$(BROKERS) LBS=$(LBS) PIS=$(PIS)) and deploy site.yml"
@@ -47,7 +47,7 @@ lab-deploy: venv
 lab-down:
 	@if docker info >/dev/null 2>&1; then bash lab/down.sh; else echo "lab: no docker engine, nothing to remove"; fi
 
-test: lint pytest lab-selftest molecule
+test: lint pytest preflight-test lab-selftest molecule
 
 lint: lint-python lint-ansible
 
@@ -63,6 +63,10 @@ lint-ansible: venv
 # pytest exits 5 when it collects no test: not a failure while suites are being written.
 pytest: venv
 	cd python && { pytest -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]; }
+
+# The preflight play against good and bad inventories of local hosts.
+preflight-test: venv
+	bash tests/preflight/run.sh
 
 # make lab's answers to bad input: network or port taken, debootstrap or dockerd failing.
 lab-selftest: image

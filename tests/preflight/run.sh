@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The preflight play against small inventories of local hosts: it must pass the good one
+# and stop each bad one with the sentence that names the problem.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+passed=0
+failed=0
+
+# case INVENTORY EXPECTED_RC MESSAGE: run preflight, compare exit code and error message.
+case_() {
+  local inv=$1 want_rc=$2 message=$3 rc=0
+  (cd "$root" && ansible-playbook -i "$here/$inv" \
+    -e ansible_connection=local -e ansible_python_interpreter="$(command -v python3)" \
+    playbooks/preflight.yml) >"$out/log" 2>&1 || rc=$?
+  if [ "$rc" -eq "$want_rc" ] && grep -qF -- "$message" "$out/log"; then
+    passed=$((passed + 1)); echo "ok   $inv"
+  else
+    failed=$((failed + 1)); echo "FAIL $inv: rc=$rc, wanted $want_rc and '$message'"
+    tail -n 5 "$out/log"
+  fi
+}
+
+case_ good.ini 0 "failed=0"
+case_ missing-group.ini 2 "Inventory group 'loadbalancers' is missing or empty"
+case_ duplicate-id.ini 2 "More than one Pi uses the client id(s) p1"
+case_ invalid-id.ini 2 "Client id 'a/b' of p1 must be 1-64 letters"
+echo "preflight tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
