@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from harness import VERSIONS, Client, World
 
+from roost.broker.engine import Broker
+from roost.broker.store import SqliteStore
 from roost.mqtt.packets import (
     MQTT_5,
     Disconnect,
@@ -238,3 +240,28 @@ def test_fast_publish_bytes_equal_the_codec(version: int, qos: int, retain: bool
     fast = _plain(out, "a/ü/c", dup, version == MQTT_5)
     packet = Publish("a/ü/c", payload, qos, retain, dup, pid or None)
     assert fast == encode(packet, version)
+
+
+@VERSIONS
+def test_inflight_and_queued_survive_restart_in_order(tmp_path: Path, version: int) -> None:
+    world = World(tmp_path, max_inflight=2)
+    sub = persistent(world, "sub", version)
+    subscribe(sub, "t")
+    pub, _ = world.connect("pub", version)
+    for i in range(4):
+        pub.send(Publish("t", b"%d" % i, 2, packet_id=i + 1))
+        pub.send(PubRel(i + 1))
+    first = sub.publishes()
+    assert [p.payload for p in first] == [b"0", b"1"]
+    sub.send(PubRec(first[0].packet_id or 0))  # "0" now waits for PUBCOMP
+    sub.expect(PubRel)
+    world.store.commit()
+    world.store.db.close()  # as kill -9: nothing but the committed file is left
+    world.store = SqliteStore(tmp_path / "roost.db")
+    world.broker = Broker(world.settings, world.store, now=world.clock.now)
+    sub = persistent(world, "sub", version)
+    again = sub.packets()
+    assert isinstance(again[0], PubRel) and again[0].packet_id == first[0].packet_id
+    assert isinstance(again[1], Publish) and (again[1].payload, again[1].dup) == (b"1", True)
+    sub.send(PubComp(first[0].packet_id or 0))
+    assert [p.payload for p in sub.publishes()] == [b"2"]
