@@ -147,6 +147,7 @@ class Lifecycle:
             self.store.delete_session(client_id)
             s.stored = False
         conn.connected = True
+        conn.head = b""
         if v5:
             if assigned:
                 ack[P.ASSIGNED_CLIENT_IDENTIFIER] = client_id
