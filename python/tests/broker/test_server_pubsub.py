@@ -61,3 +61,16 @@ def test_anonymous_on_a_public_address_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "loopback" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_port_in_use_is_a_one_line_error(roost: RoostProcess, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "roost", "broker", "run", "--bind", f"127.0.0.1:{roost.port}",
+         "--allow-anonymous", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("roost broker: ")
+    assert "Traceback" not in result.stderr

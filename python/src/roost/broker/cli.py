@@ -110,5 +110,9 @@ def _run(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from roost.broker import server  # noqa: PLC0415 - keeps check-config light
 
-    server.run(config)
+    try:
+        server.run(config)
+    except OSError as e:  # a port in use, an unwritable data_dir
+        print(f"roost broker: {e}", file=sys.stderr)
+        return 1
     return 0
