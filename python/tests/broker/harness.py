@@ -200,7 +200,7 @@ class Paho:
         else:
             self.client.connect("127.0.0.1", port)
         self.client.loop_start()
-        assert connected.wait(5), "no CONNACK"
+        assert connected.wait(15), "no CONNACK"
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
@@ -208,7 +208,7 @@ class Paho:
             self.messages.append(msg)
             self.arrived.notify_all()
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[mqtt.MQTTMessage]:
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[mqtt.MQTTMessage]:
         deadline = time.monotonic() + timeout
         with self.arrived:
             while len(self.messages) < count and time.monotonic() < deadline:
@@ -219,7 +219,7 @@ class Paho:
         done = threading.Event()
         self.client.on_subscribe = lambda *a: done.set()
         self.client.subscribe(topic, qos)
-        assert done.wait(5), "no SUBACK"
+        assert done.wait(15), "no SUBACK"
 
     def watch_disconnect(self) -> tuple[threading.Event, list[int]]:
         """An event set when the broker disconnects us, and the reason codes seen."""

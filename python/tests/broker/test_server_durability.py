@@ -22,8 +22,8 @@ def _park_subscriber(port: int, protocol: MQTTProtocolVersion) -> None:
 
 def _publish(port: int, protocol: MQTTProtocolVersion) -> None:
     pub = Paho(port, "publisher", protocol)
-    pub.client.publish("dur/queued", b"while offline", 1).wait_for_publish(5)
-    pub.client.publish("dur/kept", b"retained", 1, retain=True).wait_for_publish(5)
+    pub.client.publish("dur/queued", b"while offline", 1).wait_for_publish(15)
+    pub.client.publish("dur/kept", b"retained", 1, retain=True).wait_for_publish(15)
     pub.close()
 
 

@@ -27,7 +27,7 @@ def test_publish_qos_0_1_2_reaches_a_wildcard_subscriber(roost: RoostProcess,
     try:
         sub.subscribe(f"{name}/#", 2)
         for qos in (0, 1, 2):
-            pub.client.publish(f"{name}/q{qos}", f"m{qos}".encode(), qos).wait_for_publish(5)
+            pub.client.publish(f"{name}/q{qos}", f"m{qos}".encode(), qos).wait_for_publish(15)
         got = sub.wait_for(3)
         assert sorted((m.topic, m.payload, m.qos) for m in got) == [
             (f"{name}/q0", b"m0", 0), (f"{name}/q1", b"m1", 1), (f"{name}/q2", b"m2", 2)]
@@ -39,7 +39,7 @@ def test_publish_qos_0_1_2_reaches_a_wildcard_subscriber(roost: RoostProcess,
 @pytest.mark.parametrize("name", PROTOCOLS)
 def test_retained_message_is_sent_on_subscribe(roost: RoostProcess, name: str) -> None:
     pub = Paho(roost.port, f"rpub-{name}", PROTOCOLS[name])
-    pub.client.publish(f"ret/{name}", b"kept", 1, retain=True).wait_for_publish(5)
+    pub.client.publish(f"ret/{name}", b"kept", 1, retain=True).wait_for_publish(15)
     pub.close()
     sub = Paho(roost.port, f"rsub-{name}", PROTOCOLS[name])
     try:
