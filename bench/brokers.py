@@ -88,7 +88,6 @@ def start_mosquitto(workdir: Path) -> Broker:
             # Never drop an acknowledged QoS 1 message for a slow subscriber (default 1000);
             # Roost gets the same limit.
             "max_queued_messages 1000000\n"
-            "set_tcp_nodelay true\n"  # as asyncio servers (Roost) do; else 40 ms ACK stalls
             "log_dest none\n"  # no per-connection log lines while we open 10,000
         )
         proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdin=subprocess.DEVNULL,

@@ -149,11 +149,13 @@ async def publisher(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, A
 
 
 async def connector(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, Any]:
-    """c: port, tasks, total, duration. Connect, get CONNACK, DISCONNECT, again."""
+    """c: port, tasks, total, duration, start_at (time.monotonic() in the parent).
+    Connect, get CONNACK, DISCONNECT, again."""
     loop = asyncio.get_running_loop()
     done = [0]
     failed = [0]
     ready.set()
+    await asyncio.sleep(max(c["start_at"] - time.monotonic(), 0))
     cpu0, start = time.process_time(), loop.time()
     end = start + c["duration"]
 
