@@ -11,6 +11,7 @@ from roost.broker.settings import Settings
 from roost.mqtt.packets import (
     MQTT_5,
     MQTT_311,
+    Auth,
     ConnAck,
     Connect,
     Disconnect,
@@ -191,3 +192,10 @@ def test_v5_subscribe_after_connect_works(world: World, version: int) -> None:
     c, _ = world.connect("s", version)
     c.send(Subscribe(1, (Subscription("a", 1),)))
     assert world.broker.router.subscriptions("s")
+
+
+def test_auth_packet_is_a_protocol_error(world: World) -> None:
+    c, _ = world.connect("c", MQTT_5)
+    c.send(Auth(ReasonCode.REAUTHENTICATE))
+    assert c.expect(Disconnect).reason_code == ReasonCode.PROTOCOL_ERROR
+    assert c.closed

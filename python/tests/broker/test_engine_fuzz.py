@@ -16,6 +16,8 @@ from roost.mqtt.codec import encode
 from roost.mqtt.packets import (
     MQTT_5,
     MQTT_311,
+    Auth,
+    Connect,
     Disconnect,
     Packet,
     PingReq,
@@ -42,7 +44,10 @@ VALID: list[Packet] = [
 
 
 def chunks(version: int) -> st.SearchStrategy[list[bytes]]:
-    valid = st.sampled_from([encode(p, version) for p in VALID])
+    extra: list[Packet] = [Connect("again", version), Disconnect()]
+    if version == MQTT_5:
+        extra += [Auth(0x19), PubAck(1, 0x80, {P.REASON_STRING: "no"})]
+    valid = st.sampled_from([encode(p, version) for p in VALID + extra])
     return st.lists(st.one_of(valid, st.binary(max_size=12)), max_size=12)
 
 

@@ -35,6 +35,7 @@ from roost.mqtt.codec import Decoder
 from roost.mqtt.errors import ProtocolError, RemoteProtocolError, UnsupportedProtocolVersion
 from roost.mqtt.packets import (
     MQTT_5,
+    Auth,
     ConnAck,
     Connect,
     Disconnect,
@@ -104,6 +105,7 @@ class Broker:
             Unsubscribe: self.subscriptions.unsubscribe,
             PingReq: self._on_pingreq,
             Disconnect: self.lifecycle.disconnect,
+            Auth: self._on_auth,
         }
         self.lifecycle.load(now)
 
@@ -347,3 +349,7 @@ class Broker:
 
     def _on_pingreq(self, conn: Connection, p: PingReq, now: float) -> None:
         conn.write(b"\xd0\x00")
+
+    def _on_auth(self, conn: Connection, p: Auth, now: float) -> None:
+        # CONNECT with an Authentication Method is refused, so AUTH is never expected.
+        raise ProtocolError("AUTH without enhanced authentication")
