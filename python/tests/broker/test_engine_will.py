@@ -125,3 +125,18 @@ def test_retained_will(world: World) -> None:
     c, _ = world.connect("c", MQTT_5, will=Will("will/r", b"dead", 0, True))
     c.drop()
     assert world.broker.retained.get("will/r") is not None
+
+
+def test_delayed_will_survives_a_restart(world: World) -> None:
+    c, _ = world.connect("c", MQTT_5, will=will(10), props={P.SESSION_EXPIRY_INTERVAL: 100})
+    c.drop()
+    world.restart()
+    w = watcher(world)
+    world.advance(5)
+    assert w.publishes() == []
+    world.advance(6)
+    assert [p.payload for p in w.publishes()] == [b"gone"]
+    world.restart()  # sent once: the store forgot it
+    w = watcher(world)
+    world.advance(20)
+    assert w.publishes() == []

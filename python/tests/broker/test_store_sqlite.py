@@ -9,8 +9,9 @@ import pytest
 
 from roost.broker.message import Message, Outgoing
 from roost.broker.router import SubOptions
+from roost.broker.session import Session
 from roost.broker.store import SqliteStore, props_from_json, props_to_json
-from roost.mqtt.packets import PropertyId
+from roost.mqtt.packets import PropertyId, Will
 
 P = PropertyId
 PROPS = {
@@ -33,7 +34,11 @@ def test_committed_state_comes_back_after_reopen(tmp_path: Path) -> None:
     store.set_retained("a/b", Message("a/b", b"kept", 1, True, PROPS, 123.5))
     store.set_retained("a/gone", Message("a/gone", b"x", 0, True))
     store.set_retained("a/gone", None)
-    store.save_session("c1", 3600, None, "alice")
+    s = Session("c1", 3600)
+    s.username = "alice"
+    s.will = Will("w/t", b"\x00bye", 1, True, {P.CONTENT_TYPE: "x"})
+    s.will_at = 99.5
+    store.save_session(s)
     store.save_subscription("c1", "a/#", SubOptions(1, True, True, 2, 7))
     store.save_subscription("c1", "$share/g/x", SubOptions(2))
     msg = Message("a/b", b"q", 2, False, PROPS)
@@ -51,6 +56,7 @@ def test_committed_state_comes_back_after_reopen(tmp_path: Path) -> None:
     [rec] = snap.sessions
     assert (rec.client_id, rec.expiry, rec.expires_at, rec.username) == (
         "c1", 3600, None, "alice")
+    assert (rec.will, rec.will_at) == (s.will, 99.5)
     assert rec.subscriptions == {"a/#": SubOptions(1, True, True, 2, 7),
                                  "$share/g/x": SubOptions(2)}
     assert [(o.seq, o.qos, o.sub_ids, o.packet_id, o.released, o.retain)
@@ -63,7 +69,7 @@ def test_committed_state_comes_back_after_reopen(tmp_path: Path) -> None:
 def test_uncommitted_changes_are_not_on_disk(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     store = SqliteStore(db)
-    store.save_session("c1", 60, None)
+    store.save_session(Session("c1", 60))
     store.commit()
     store.set_retained("t", Message("t", b"x", 0, True))
     assert store.dirty
@@ -75,7 +81,7 @@ def test_uncommitted_changes_are_not_on_disk(tmp_path: Path) -> None:
 
 def test_acked_within_a_batch_never_touches_the_file(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "r.db")
-    store.save_session("c1", 60, None)
+    store.save_session(Session("c1", 60))
     msg = Message("t", b"x", 1, False)
     store.save_outgoing("c1", Outgoing(1, msg, 1, False), True)
     store.save_outgoing("c1", Outgoing(1, msg, 1, False, packet_id=3), False)
@@ -88,12 +94,12 @@ def test_acked_within_a_batch_never_touches_the_file(tmp_path: Path) -> None:
 def test_delete_then_recreate_session_in_one_batch(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     store = SqliteStore(db)
-    store.save_session("c1", 60, None)
+    store.save_session(Session("c1", 60))
     store.save_subscription("c1", "old", SubOptions())
     store.add_incoming("c1", 9)
     store.commit()
     store.delete_session("c1")
-    store.save_session("c1", 30, None)
+    store.save_session(Session("c1", 30))
     store.save_subscription("c1", "new", SubOptions())
     store.close()
     [rec] = SqliteStore(db).load().sessions
@@ -103,7 +109,7 @@ def test_delete_then_recreate_session_in_one_batch(tmp_path: Path) -> None:
 def test_deleted_outgoing_row_stays_deleted(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     store = SqliteStore(db)
-    store.save_session("c1", 60, None)
+    store.save_session(Session("c1", 60))
     store.save_outgoing("c1", Outgoing(1, Message("t", b"x", 1, False), 1, False), True)
     store.commit()
     store.save_outgoing("c1", Outgoing(1, Message("t", b"x", 1, False), 1, False, (), 4), False)
@@ -116,7 +122,7 @@ def test_deleted_outgoing_row_stays_deleted(tmp_path: Path) -> None:
 def test_failed_commit_keeps_changes_for_the_next_one(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     store = SqliteStore(db)
-    store.save_session("c1", 60, None)
+    store.save_session(Session("c1", 60))
     blocker = sqlite3.connect(db, timeout=0)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
     store.db.execute("PRAGMA busy_timeout=0")

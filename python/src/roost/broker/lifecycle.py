@@ -59,6 +59,8 @@ class Lifecycle:
             s = Session(rec.client_id, rec.expiry)
             s.stored = True
             s.username = rec.username
+            s.will = rec.will
+            s.will_at = rec.will_at
             if rec.expires_at is not None:
                 s.expires_at = rec.expires_at
             elif rec.expiry != NEVER:  # it was connected when the broker stopped
@@ -141,7 +143,7 @@ class Lifecycle:
         conn.session = s
         conn.will = p.will
         if s.persistent:
-            self.store.save_session(client_id, expiry, None, s.username)
+            self.store.save_session(s)
             s.stored = True
         elif s.stored:
             self.store.delete_session(client_id)
@@ -233,7 +235,7 @@ class Lifecycle:
             return
         s.expires_at = None if s.expiry == NEVER else now + s.expiry
         if s.persistent:
-            self.store.save_session(s.client_id, s.expiry, s.expires_at, s.username)
+            self.store.save_session(s)
 
     def end_session(self, s: Session, now: float) -> None:
         if s.will is not None:
@@ -277,6 +279,8 @@ class Lifecycle:
                 will = s.will
                 s.will = None
                 self.publish_will(will, s.client_id, now)
+                if s.stored:
+                    self.store.save_session(s)
             if s.expires_at is not None and s.expires_at <= now:
                 self.end_session(s, now)
 
@@ -291,4 +295,4 @@ class Lifecycle:
                 conn.session = None
                 if s.persistent:
                     s.expires_at = None if s.expiry == NEVER else now + s.expiry
-                    self.store.save_session(s.client_id, s.expiry, s.expires_at, s.username)
+                    self.store.save_session(s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from roost.broker.router import SubOptions
-from roost.mqtt.packets import Properties
+from roost.mqtt.packets import Properties, Will
 
 
 @dataclass(slots=True, eq=False)
@@ -42,6 +42,8 @@ class SessionRecord:
     expiry: int
     expires_at: float | None  # None: it was connected when the broker stopped
     username: str | None = None  # of its last connection, for ACL checks while offline
+    will: Will | None = None  # a delayed will still waiting for `will_at`
+    will_at: float = 0.0
     subscriptions: dict[str, SubOptions] = field(default_factory=dict)
     outgoing: list[Outgoing] = field(default_factory=list)  # in seq order
     incoming: set[int] = field(default_factory=set)  # QoS 2 ids awaiting PUBREL

@@ -1,8 +1,9 @@
 """Durable broker state in SQLite (stdlib `sqlite3`, WAL journal).
 
 What is kept: retained messages, and for every persistent session (MQTT 5 session
-expiry > 0, or 3.1.1 clean session 0) its expiry, subscriptions, queued and in-flight
-outgoing QoS 1/2 messages, and the incoming QoS 2 packet ids awaiting PUBREL.
+expiry > 0, or 3.1.1 clean session 0) its expiry, username, pending delayed will,
+subscriptions, queued and in-flight outgoing QoS 1/2 messages, and the incoming QoS 2
+packet ids awaiting PUBREL.
 
 The engine calls the write methods below as state changes; they only record the change
 in memory. Nothing reaches the file until `commit()`, which the server calls:
@@ -31,14 +32,14 @@ from typing import Any, Protocol
 
 from roost.broker.message import Message, Outgoing, SessionRecord, Snapshot
 from roost.broker.router import SubOptions
-from roost.mqtt.packets import Properties, PropertyId
+from roost.broker.session import Session
+from roost.mqtt.packets import Properties, PropertyId, Will
 
 
 class Store(Protocol):
     def load(self) -> Snapshot: ...
     def set_retained(self, topic: str, message: Message | None) -> None: ...
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
-                     username: str | None = None) -> None: ...
+    def save_session(self, s: Session) -> None: ...
     def delete_session(self, client_id: str) -> None: ...
     def save_subscription(self, client_id: str, topic_filter: str, opts: SubOptions) -> None:
         ...
@@ -64,8 +65,7 @@ class NullStore:
     def set_retained(self, topic: str, message: Message | None) -> None:
         pass
 
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
-                     username: str | None = None) -> None:
+    def save_session(self, s: Session) -> None:
         pass
 
     def delete_session(self, client_id: str) -> None:
@@ -100,7 +100,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS retained (
     topic TEXT PRIMARY KEY, payload BLOB, qos INTEGER, props TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, expiry INTEGER, expires_at REAL, username TEXT);
+    client_id TEXT PRIMARY KEY, expiry INTEGER, expires_at REAL, username TEXT,
+    will TEXT, will_at REAL);
 CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT, filter TEXT, qos INTEGER, no_local INTEGER, rap INTEGER, rh INTEGER,
     sub_id INTEGER, PRIMARY KEY (client_id, filter));
@@ -138,6 +139,14 @@ def props_from_json(text: str) -> Properties:
         else:
             props[pid] = value
     return props
+
+
+def _will_from_json(text: str | None) -> Will | None:
+    if not text:
+        return None
+    w = json.loads(text)
+    return Will(w["topic"], bytes.fromhex(w["payload"]), w["qos"], w["retain"],
+                props_from_json(w["props"]))
 
 
 class _Pending:
@@ -210,10 +219,15 @@ class SqliteStore:
                    message.expires_at)
             self._retained.put(topic, row)
 
-    def save_session(self, client_id: str, expiry: int, expires_at: float | None,
-                     username: str | None = None) -> None:
+    def save_session(self, s: Session) -> None:
+        """Expiry, username and a pending delayed will; not subscriptions or messages."""
         self._dirty = True
-        self._sessions.put(client_id, (client_id, expiry, expires_at, username))
+        will = s.will
+        will_json = "" if will is None else json.dumps({
+            "topic": will.topic, "payload": will.payload.hex(), "qos": will.qos,
+            "retain": will.retain, "props": props_to_json(will.properties)})
+        row = (s.client_id, s.expiry, s.expires_at, s.username, will_json, s.will_at)
+        self._sessions.put(s.client_id, row)
 
     def delete_session(self, client_id: str) -> None:
         self._dirty = True
@@ -262,7 +276,7 @@ class SqliteStore:
                 for table in _TABLES:
                     db.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))  # noqa: S608
             self._write("retained", self._retained, ("topic",), 5)
-            self._write("sessions", self._sessions, ("client_id",), 4)
+            self._write("sessions", self._sessions, ("client_id",), 6)
             self._write("subscriptions", self._subs, ("client_id", "filter"), 7)
             self._write("outgoing", self._outgoing, ("client_id", "seq"), 12)
             self._write("incoming", self._incoming, ("client_id", "packet_id"), 2)
@@ -292,8 +306,10 @@ class SqliteStore:
             snap.retained.append(
                 Message(topic, payload, qos, True, props_from_json(props), expires_at))
         records: dict[str, SessionRecord] = {}
-        for client_id, expiry, expires_at, username in db.execute("SELECT * FROM sessions"):
-            records[client_id] = SessionRecord(client_id, expiry, expires_at, username)
+        for cid, expiry, expires_at, username, will, will_at in db.execute(
+                "SELECT * FROM sessions"):
+            records[cid] = SessionRecord(cid, expiry, expires_at, username,
+                                         _will_from_json(will), will_at or 0.0)
         for cid, filt, qos, nl, rap, rh, sid in db.execute("SELECT * FROM subscriptions"):
             if cid in records:
                 records[cid].subscriptions[filt] = SubOptions(qos, bool(nl), bool(rap), rh, sid)
