@@ -124,13 +124,13 @@ LISTENING = re.compile(r"roost broker listening on 127\.0\.0\.1:(\d+)")
 class RoostProcess:
     """`python -m roost broker run` on 127.0.0.1:0; the port is read from stderr."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         args = [sys.executable, "-m", "roost", "broker", "run", "--bind", "127.0.0.1:0",
                 "--allow-anonymous", "--data-dir", str(data_dir), *extra]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=self.log,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         assert self.proc.stderr is not None
         self.port = 0
         deadline = time.monotonic() + 20

@@ -94,3 +94,23 @@ def test_sigterm_tells_v5_clients_and_exits_0(tmp_path: Path) -> None:
         assert reasons[0] == 0x8B
     finally:
         c.close()
+
+
+def test_systemd_notify_ready_watchdog_stopping(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(15)
+        env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}
+        proc = RoostProcess(tmp_path / "data", env=env)
+        try:
+            got = [sock.recv(1024).decode() for _ in range(2)]
+            assert got[0].startswith("READY=1\nSTATUS=listening on 127.0.0.1:")
+            assert got[1] == "WATCHDOG=1"
+        finally:
+            assert proc.stop() == 0
+        for _ in range(10):  # bounded: perhaps more pings, then STOPPING
+            if sock.recv(1024) == b"STOPPING=1":
+                break
+        else:
+            raise AssertionError("no STOPPING=1")

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from roost import sdnotify
 from roost.broker.config import Config
 from roost.broker.connection import Connection
 from roost.broker.engine import Broker
@@ -94,6 +95,8 @@ class Server:
         self.servers: list[asyncio.Server] = []
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
+        self._watchdog_at = 0.0
 
     async def start(self) -> list[tuple[str, int]]:
         """Listen on every configured address; returns the bound (host, port) pairs."""
@@ -106,7 +109,7 @@ class Server:
             for sock in srv.sockets:
                 host, port = sock.getsockname()[:2]
                 bound.append((host, port))
-        self._tick()
+        loop.call_soon(self._tick)  # after the caller has announced READY
         return bound
 
     def flush(self) -> None:
@@ -162,6 +165,9 @@ class Server:
         now = time.time()
         deadline = self.broker.tick(now)
         self.flush()
+        if self._watchdog is not None and now >= self._watchdog_at:
+            sdnotify.notify("WATCHDOG=1")  # the loop is alive: it just ran the timers
+            self._watchdog_at = now + self._watchdog
         loop = asyncio.get_running_loop()
         self._tick_handle = loop.call_later(max(0.05, deadline - now), self._tick)
 
@@ -179,6 +185,7 @@ class Server:
 
     async def stop(self) -> None:
         """Close listeners, say goodbye to v5 clients, commit and close the store."""
+        sdnotify.notify("STOPPING=1")
         for srv in self.servers:
             srv.close()
         if self._tick_handle is not None:
@@ -196,9 +203,11 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT; print each bound address on stderr."""
     store = open_store(config)
     server = Server(config, store)
+    shown = []
     for host, port in await server.start():
-        shown = f"[{host}]" if ":" in host else host
-        print(f"roost broker listening on {shown}:{port}", file=sys.stderr, flush=True)
+        shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        print(f"roost broker listening on {shown[-1]}", file=sys.stderr, flush=True)
+    sdnotify.notify("READY=1", f"STATUS=listening on {', '.join(shown)}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
