@@ -45,7 +45,8 @@ class _Protocol(asyncio.Protocol):
         name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = conn = self.server.broker.connection_made(name, time.time())
         conn.handle = self
-        self.server.flush()
+        if conn.closing:  # over max_connections
+            self.server.flush()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
