@@ -35,10 +35,11 @@ class Settings:
     idle: int  # connections for the memory row
     hold: int  # connections for the held-connections row
     churn: int  # at most this many connect/disconnect cycles in the connect-rate row
+    rounds: int  # rounds of each rate and latency row; the best one is reported
 
 
-FULL = Settings(duration=6.0, idle=1000, hold=10_000, churn=20_000)
-QUICK = Settings(duration=2.0, idle=1000, hold=2000, churn=5000)
+FULL = Settings(duration=6.0, idle=1000, hold=10_000, churn=20_000, rounds=2)
+QUICK = Settings(duration=2.0, idle=1000, hold=2000, churn=5000, rounds=1)
 
 
 class Worker:
@@ -127,10 +128,13 @@ def connect_rate(b: Broker, s: Settings) -> Row:
     # Two processes of 10 tasks: one asyncio process alone can barely open 2,000 a second.
     conf = {"port": b.port, "tasks": 10, "total": s.churn // 2, "duration": s.duration,
             "start_at": time.monotonic() + 3}  # both start together, once both are up
-    res = [w.result(s.duration + 60) for w in [Worker("connector", conf) for _ in range(2)]]
-    count = sum(r["count"] for r in res)
-    return {"value": count / max(max(r["wall"] for r in res), 1e-9), "connections": count,
-            "failed": sum(r["failed"] for r in res), "gen_cpu": _gen(*res)}
+    workers = [Worker("connector", conf) for _ in range(2)]
+    cpu0, wait0 = b.cpu_s(), b.waited_s()
+    res = [w.result(s.duration + 60) for w in workers]
+    count, wall = sum(r["count"] for r in res), max(max(r["wall"] for r in res), 1e-9)
+    return {"value": count / wall, "connections": count,
+            "failed": sum(r["failed"] for r in res), "gen_cpu": _gen(*res),
+            "broker_cpu": (b.cpu_s() - cpu0) / wall, "broker_wait": (b.waited_s() - wait0) / wall}
 
 
 def held_10k(b: Broker, s: Settings) -> Row:
@@ -149,6 +153,31 @@ ROWS: list[tuple[str, str, str, Callable[[Broker, Settings], Row]]] = [
     ("QoS0 fan-out 1->10", "deliv/s", ">=0.5x", lambda b, s: throughput(b, s, 1, 10, 0)),
     ("QoS1 latency p99 @1k/s", "ms", "<=2x", latency),
 ]
+
+
+def run_row(row: str, fn: Callable[[Broker, Settings], Row], b: Broker, s: Settings) -> Row:
+    print(f"{row} / {b.name} ...", file=sys.stderr, flush=True)
+    try:
+        if b.proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {b.proc.returncode}")
+        return fn(b, s)
+    except Exception as err:  # noqa: BLE001 - one failed row must not end the run
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def best(unit: str, old: Row | None, new: Row) -> Row:
+    """Keep the better round (a load spike elsewhere only ever makes a round worse); every
+    round's value stays in "rounds". Acknowledged-but-undelivered counts add up."""
+    if old is None:
+        return {**new, "rounds": [new.get("value")]}
+    rounds = [*old["rounds"], new.get("value")]
+    lost = [r["lost_acked"] for r in (old, new) if r.get("lost_acked") is not None]
+    if "error" in new or ("error" not in old and (
+            old["value"] <= new["value"] if unit == "ms" else old["value"] >= new["value"])):
+        keep = old
+    else:
+        keep = new
+    return {**keep, "rounds": rounds, **({"lost_acked": sum(lost)} if lost else {})}
 
 
 def _fmt(v: float | None) -> str:
@@ -203,15 +232,12 @@ def main() -> int:
             (tmp / n).mkdir()
             brokers[n] = (start_mosquitto(tmp / n) if n == "mosquitto"
                           else start_roost(tmp / n, sys.executable, args.durability))
-        for row, _, _, fn in ROWS:
-            for n, b in brokers.items():  # row by row, so both see the same machine state
-                print(f"{row} / {n} ...", file=sys.stderr, flush=True)
-                try:
-                    if b.proc.poll() is not None:
-                        raise RuntimeError(f"broker exited with {b.proc.returncode}")
-                    results.setdefault(row, {})[n] = fn(b, s)
-                except Exception as err:  # noqa: BLE001 - one failed row must not end the run
-                    results.setdefault(row, {})[n] = {"error": f"{type(err).__name__}: {err}"}
+        for row, unit, _, fn in ROWS:
+            rounds = s.rounds if unit not in ("KB", "conns") else 1
+            for _ in range(rounds):  # alternate brokers, so both see the same machine state
+                for n, b in brokers.items():
+                    cells = results.setdefault(row, {})
+                    cells[n] = best(unit, cells.get(n), run_row(row, fn, b, s))
     finally:
         for b in brokers.values():
             b.stop()
