@@ -20,7 +20,7 @@ sys_interval = 30
 log_level = "warning"
 
 [[listener]]
-bind = "0.0.0.0:1883"
+bind = "127.0.0.1:1883"
 
 [[listener]]
 bind = "[::1]:1884"
@@ -36,7 +36,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
     path = tmp_path / "broker.toml"
     path.write_text(GOOD)
     config = load(path)
-    assert [str(lst) for lst in config.listeners] == ["0.0.0.0:1883", "[::1]:1884"]
+    assert [str(lst) for lst in config.listeners] == ["127.0.0.1:1883", "[::1]:1884"]
     assert config.durability == "strict"
     assert config.commit_interval == 0.002
     assert config.settings.max_packet_size == 65536
@@ -57,6 +57,22 @@ BAD = [
     ('allow_anonymous = true\n[[listener]]\nbind = "0.0.0.0:1883"\n', 1, "loopback"),
     ('durability = \n', 1, "Invalid"),
     ('sys_interval = -1\n', 1, "sys_interval"),
+    ('[[listener]]\nbind = "0.0.0.0:1883"\n', 2, "plain TCP is only allowed on loopback"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\n[[listener]]\nbind = "10.0.0.1:8883"\n'
+     'tls = { cert = "s.crt", key = "s.key", ca = "ca.crt" }\nallow_anonymous = true\n', 6,
+     "allow_anonymous needs a loopback"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\ntls = { cert = "a", key = "b", colour = 1 }\n', 3,
+     "unknown tls setting 'colour'"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\ntls = { cert = "a", key = "b" }\n', 3,
+     "need ca"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\ntls = { cert = "a", key = "b", ca = "c", '
+     'identity = "dn" }\n', 3, "identity must be one of"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\nproxy_protocol = "v2"\n', 3, "trusted_proxies"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\nproxy_protocol = "v3"\n', 3, "proxy_protocol"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\nproxy_protocol = "v1"\n'
+     'trusted_proxies = ["10.0.0.300"]\n', 4, "not an address"),
+    ('[[listener]]\nbind = "127.0.0.1:1"\nproxy_protocol = "v1"\n'
+     'trusted_proxies = ["10.0.0.3"]\nproxy_tls_identity = true\n', 5, "needs proxy_protocol"),
 ]
 
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from roost.broker import config as cfg
+from roost.security import acl_cli, passwd_cli
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = actions.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=_check)
+    acl_cli.add_parser(actions)
+    passwd_cli.add_parser(actions)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -42,22 +45,29 @@ def _check(args: argparse.Namespace) -> int:
     except cfg.ConfigError as e:
         print(f"{args.file}:{e.line}: {e}", file=sys.stderr)
         return 1
-    return _check_acl(config)
+    return _check_files(config)
 
 
-def _check_acl(config: cfg.Config) -> int:
-    """A bad ACL file is reported as `ACLFILE:LINE: reason`."""
-    if config.acl_file is None:
-        return 0
-    from roost.broker.server import load_acl  # noqa: PLC0415 - keeps the CLI light
+def _check_files(config: cfg.Config) -> int:
+    """Load the ACL, password file and every listener's TLS files as the broker would;
+    a bad one is reported as `FILE:LINE: reason` or `FILE: reason`."""
+    from roost.broker.listeners import load_tls  # noqa: PLC0415 - keeps the CLI light
+    from roost.broker.server import load_acl, load_passwords  # noqa: PLC0415
     from roost.security.errors import LineError  # noqa: PLC0415
+    from roost.security.tls import TlsError  # noqa: PLC0415
 
     try:
-        load_acl(config.acl_file)
+        if config.acl_file is not None:
+            load_acl(config.acl_file)
+        if config.password_file is not None:
+            load_passwords(config.password_file)
+        for listener in config.listeners:
+            if listener.tls is not None:
+                load_tls(listener.tls)
     except OSError as e:
-        print(f"{config.acl_file}: {e.strerror}", file=sys.stderr)
+        print(f"{e.filename}: {e.strerror}", file=sys.stderr)
         return 1
-    except LineError as e:
+    except (LineError, TlsError) as e:
         print(str(e), file=sys.stderr)
         return 1
     return 0
@@ -90,7 +100,7 @@ def _build(args: argparse.Namespace) -> cfg.Config:
     if limits:
         changes["settings"] = replace(config.settings, **limits)  # type: ignore[arg-type]
     config = replace(config, **changes)  # type: ignore[arg-type]
-    cfg.check_anonymous(config)
+    cfg.check_exposure(config)
     return config
 
 
@@ -104,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         where = f"{args.config}:{e.line}: " if args.config and e.line else ""
         print(f"roost broker: {where}{e}", file=sys.stderr)
         return 1
-    if _check_acl(config):
+    if _check_files(config):
         return 1
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -7,8 +7,18 @@
     sys_interval = 10                # seconds between $SYS updates; 0: off
     log_level = "info"
 
+    password_file = "/etc/roost/passwd"  # mosquitto_passwd format, for service accounts
+
     [[listener]]
-    bind = "127.0.0.1:1883"          # later issues add tls, proxy_protocol here
+    name = "devices"
+    bind = ":8883"                   # a plain (non-TLS) listener must be on loopback
+    tls = { cert = "server.crt", key = "server.key", ca = "ca.crt", crl = "crl.pem" }
+    # ... and in tls: require_client_cert = true, identity = "cn" (or "san-dns"...)
+    allow_anonymous = false          # overrides the top-level switch for this listener
+    client_id_is_identity = true     # a certificate's identity must be the client id
+    proxy_protocol = "off"           # "v1", "v2", "any": required from trusted_proxies
+    trusted_proxies = ["10.0.0.0/29"]
+    proxy_tls_identity = false       # true: PROXY v2 SSL CN is the identity
 
     [limits]                         # every field of roost.broker.settings.Settings
     max_packet_size = 1048576
@@ -30,8 +40,12 @@ from roost.broker.settings import MAX_PACKET, NEVER, Settings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TOP = {"data_dir", "durability", "commit_interval_ms", "allow_anonymous", "sys_interval",
-        "log_level", "listener", "limits", "acl_file"}
-_LISTENER = {"bind"}
+        "log_level", "listener", "limits", "acl_file", "password_file"}
+_LISTENER = {"bind", "name", "tls", "allow_anonymous", "client_id_is_identity",
+             "proxy_protocol", "trusted_proxies", "proxy_tls_identity"}
+_TLS = {"cert", "key", "ca", "crl", "require_client_cert", "identity"}
+IDENTITIES = ("cn", "san-dns", "san-uri", "san-email")
+PROXY_MODES = ("off", "v1", "v2", "any")
 # (minimum, maximum) of each limit; all are integers but connect_timeout.
 _RANGES: dict[str, tuple[float, float]] = {
     "max_packet_size": (64, MAX_PACKET),
@@ -55,9 +69,26 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    crl: Path | None = None
+    require_client_cert: bool = True
+    identity: str = "cn"  # which certificate name becomes the username
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     host: str
     port: int
+    name: str = ""
+    tls: TlsFiles | None = None
+    allow_anonymous: bool | None = None  # None: the top-level allow_anonymous
+    client_id_is_identity: bool = True
+    proxy_protocol: str = "off"
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_tls_identity: bool = False
 
     @property
     def loopback(self) -> bool:
@@ -81,6 +112,13 @@ class Config:
     log_level: str = "info"
     acl_file: Path | None = None
     settings: Settings = field(default_factory=Settings)
+    password_file: Path | None = None
+
+    def anonymous(self, listener: Listener) -> bool:
+        """Whether this listener accepts clients without credentials."""
+        if listener.allow_anonymous is None:
+            return self.settings.allow_anonymous
+        return listener.allow_anonymous
 
 
 def parse_bind(text: str) -> Listener:
@@ -95,12 +133,24 @@ def parse_bind(text: str) -> Listener:
     return Listener(host, port)
 
 
-def check_anonymous(config: Config) -> None:
+def check_exposure(config: Config) -> None:
+    """Plain TCP and anonymous access are for loopback only: a Pi fleet's LAN is no
+    trusted network."""
     if config.settings.allow_anonymous:
-        public = [str(lst) for lst in config.listeners if not lst.loopback]
+        public = [str(lst) for lst in config.listeners
+                  if not lst.loopback and lst.allow_anonymous is None]
         if public:
             raise ConfigError("allow_anonymous needs every listener on a loopback address, "
                               f"not {', '.join(public)}")
+    for i, lst in enumerate(config.listeners):
+        if lst.loopback:
+            continue
+        if lst.tls is None and not lst.proxy_tls_identity:
+            raise _KeyError(f"listener {lst}: plain TCP is only allowed on loopback; "
+                            "add tls = {...}", "listener", "bind", i)
+        if lst.allow_anonymous:
+            raise _KeyError(f"listener {lst}: allow_anonymous needs a loopback address",
+                            "listener", "allow_anonymous", i)
 
 
 def load(path: str | Path) -> Config:
@@ -113,7 +163,7 @@ def load(path: str | Path) -> Config:
         raise ConfigError(str(e), int(m.group(1)) if m else 0) from None
     try:
         config = _build(doc)
-        check_anonymous(config)
+        check_exposure(config)
     except _KeyError as e:
         raise ConfigError(str(e), _line_of(text, e.table, e.key, e.index)) from None
     except ConfigError as e:
@@ -171,13 +221,7 @@ def _build(doc: dict[str, Any]) -> Config:
         for key in item:
             if key not in _LISTENER:
                 raise _KeyError(f"unknown listener setting {key!r}", "listener", key, i)
-        bind = _get(item, "bind", str, None, "listener")
-        if bind is None:
-            raise _KeyError("a [[listener]] needs bind = \"HOST:PORT\"", None, "listener", i)
-        try:
-            listeners.append(parse_bind(bind))
-        except ConfigError as e:
-            raise _KeyError(str(e), "listener", "bind", i) from None
+        listeners.append(_listener(item, i))
     if not listeners:
         raise ConfigError("no [[listener]] configured")
     limits = _get(doc, "limits", dict, {})
@@ -194,8 +238,79 @@ def _build(doc: dict[str, Any]) -> Config:
         values[key] = value
     settings = Settings(allow_anonymous=_get(doc, "allow_anonymous", bool, False),
                         sys_interval=float(sys_interval), **values)
+    password_file = _get(doc, "password_file", str, None)
     return Config(listeners, Path(data_dir) if data_dir else None, durability,
-                  interval / 1000, log_level, Path(acl_file) if acl_file else None, settings)
+                  interval / 1000, log_level, Path(acl_file) if acl_file else None, settings,
+                  Path(password_file) if password_file else None)
+
+
+def _listener(item: dict[str, Any], i: int) -> Listener:
+    def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        try:
+            return _get(item, key, kind, default, "listener")
+        except _KeyError as e:
+            e.index = i
+            raise
+
+    for key in item:
+        if key not in _LISTENER:
+            raise _KeyError(f"unknown listener setting {key!r}", "listener", key, i)
+    bind = get("bind", str, None)
+    if bind is None:
+        raise _KeyError("a [[listener]] needs bind = \"HOST:PORT\"", None, "listener", i)
+    try:
+        where = parse_bind(bind)
+    except ConfigError as e:
+        raise _KeyError(str(e), "listener", "bind", i) from None
+    proxy = get("proxy_protocol", str, "off")
+    if proxy not in PROXY_MODES:
+        raise _KeyError(f"proxy_protocol must be one of {', '.join(PROXY_MODES)}",
+                        "listener", "proxy_protocol", i)
+    trusted = get("trusted_proxies", list, [])
+    try:
+        for net in trusted:
+            ipaddress.ip_network(net)
+    except (TypeError, ValueError):
+        raise _KeyError(f"trusted_proxies: {net!r} is not an address or network",
+                        "listener", "trusted_proxies", i) from None
+    if proxy != "off" and not trusted:
+        raise _KeyError("proxy_protocol needs trusted_proxies", "listener", "proxy_protocol", i)
+    tls = get("tls", dict, None)
+    if get("proxy_tls_identity", bool, False) and proxy not in ("v2", "any"):
+        raise _KeyError("proxy_tls_identity needs proxy_protocol \"v2\" or \"any\"",
+                        "listener", "proxy_tls_identity", i)
+    return Listener(
+        where.host, where.port, name=get("name", str, str(where)),
+        tls=None if tls is None else _tls(tls, i),
+        allow_anonymous=get("allow_anonymous", bool, None),
+        client_id_is_identity=get("client_id_is_identity", bool, True),
+        proxy_protocol=proxy, trusted_proxies=tuple(trusted),
+        proxy_tls_identity=get("proxy_tls_identity", bool, False))
+
+
+def _tls(table: dict[str, Any], i: int) -> TlsFiles:
+    for name in table:
+        if name not in _TLS:
+            raise _KeyError(f"unknown tls setting {name!r}", "listener", "tls", i)
+    paths: dict[str, Path | None] = {}
+    for name in ("cert", "key", "ca", "crl"):
+        value = table.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _KeyError(f"tls.{name}: expected a file name", "listener", "tls", i)
+        paths[name] = Path(value) if value else None
+    require = table.get("require_client_cert", True)
+    identity = table.get("identity", "cn")
+    cert, key = paths["cert"], paths["key"]
+    if cert is None or key is None:
+        raise _KeyError("tls needs cert and key", "listener", "tls", i)
+    if not isinstance(require, bool):
+        raise _KeyError("tls.require_client_cert: expected bool", "listener", "tls", i)
+    if identity not in IDENTITIES:
+        raise _KeyError(f"tls.identity must be one of {', '.join(IDENTITIES)}",
+                        "listener", "tls", i)
+    if (require or paths["crl"]) and paths["ca"] is None:
+        raise _KeyError("tls: client certificates and a CRL need ca", "listener", "tls", i)
+    return TlsFiles(cert, key, paths["ca"], paths["crl"], require, identity)
 
 
 def _line_of(text: str, table: str | None, key: str, index: int) -> int:

@@ -9,13 +9,15 @@ from roost.mqtt.codec import Decoder, encode
 from roost.mqtt.packets import MQTT_311, Packet, Will
 
 if TYPE_CHECKING:
+    from roost.broker.policy import ListenerAuth
     from roost.broker.session import Session
 
 
 class Connection:
     __slots__ = (
-        "alias_in", "alias_out", "alias_out_max", "client_id", "closing", "connected",
-        "created", "decoder", "dirty", "handle", "head", "keepalive", "last_seen", "lost",
+        "alias_in", "alias_out", "alias_out_max", "auth", "client_id", "closing", "connected",
+        "created", "decoder", "dirty", "handle", "head", "identity", "keepalive", "last_seen",
+        "lost",
         "max_out_size", "out", "peer", "send_quota", "session", "username", "version",
         "will",
     )
@@ -36,6 +38,8 @@ class Connection:
         self.lost = False  # connection_lost seen
         self.client_id = ""
         self.username: str | None = None
+        self.identity: str | None = None  # a verified certificate's name, set by the server
+        self.auth: ListenerAuth | None = None  # the listener's rules; None: the policy's
         self.session: Session | None = None
         self.will: Will | None = None
         self.keepalive = 0

@@ -23,7 +23,7 @@ from roost.broker.connection import Connection
 from roost.broker.delivery import Deliverer
 from roost.broker.lifecycle import Lifecycle
 from roost.broker.message import Message, Outgoing
-from roost.broker.policy import AnonymousPolicy, Policy
+from roost.broker.policy import AnonymousPolicy, ListenerAuth, Policy
 from roost.broker.retained import RetainedIndex
 from roost.broker.router import Router, SubOptions
 from roost.broker.session import Session
@@ -115,9 +115,12 @@ class Broker:
 
     # -- the I/O boundary ---------------------------------------------------------
 
-    def connection_made(self, peer: str, now: float) -> Connection:
+    def connection_made(self, peer: str, now: float, *, identity: str | None = None,
+                        auth: ListenerAuth | None = None) -> Connection:
         decoder = Decoder(max_packet_size=self.settings.max_packet_size, server=True)
         conn = Connection(peer, now, decoder, self._dirty)
+        conn.identity = identity
+        conn.auth = auth
         self.connections[conn] = None
         limit = self.settings.max_connections
         if limit and len(self.connections) > limit:
@@ -169,6 +172,14 @@ class Broker:
             self._next_sys = now + interval
             self.publish_sys(now)
         return now + 1.0
+
+    def disconnect(self, conn: Connection, reason: ReasonCode, why: str) -> None:
+        """The server ends a connection (revoked certificate...): v5 clients hear why."""
+        if conn.closing:
+            return
+        if conn.connected and conn.version == MQTT_5:
+            conn.send(Disconnect(reason, {PropertyId.REASON_STRING: why}))
+        conn.close()
 
     def shutdown(self, now: float) -> None:
         """Tell v5 clients the server is going away; keep their sessions."""

@@ -89,7 +89,10 @@ class Lifecycle:
         props = p.properties if v5 else {}
         client_id = p.client_id
         assigned = False
-        if not client_id:
+        if not client_id and conn.identity is not None:
+            client_id = conn.identity  # a certificate names its client
+            assigned = v5
+        elif not client_id:
             if not v5 and not p.clean_start:
                 self._refuse(conn, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
                              "an empty client id needs a clean session")
@@ -103,9 +106,9 @@ class Lifecycle:
         conn.client_id = client_id
         conn.username = p.username
         policy = self.broker.policy
-        rc = policy.authenticate(conn, p)
+        rc, why = policy.authenticate(conn, p)
         if rc != ReasonCode.SUCCESS:
-            self._refuse(conn, rc, "not authorized")
+            self._refuse(conn, rc, why)
             return
         if p.will is not None and not policy.authorize_publish(conn, p.will.topic):
             self._refuse(conn, ReasonCode.NOT_AUTHORIZED, "will topic not authorized")

@@ -3,13 +3,29 @@ TLS identities and ACL files. The engine asks; a policy answers without I/O."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from roost.mqtt.packets import Connect, ReasonCode
 from roost.security.acl import Access, Acl
+from roost.security.passwd import PasswordFile
 
 if TYPE_CHECKING:
     from roost.broker.connection import Connection
+
+
+log = logging.getLogger("roost.broker")
+ANONYMOUS_OFF = "not authorized: anonymous access is off"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerAuth:
+    """What a listener asks of its clients; the server hangs it on each connection."""
+
+    name: str = ""
+    allow_anonymous: bool = False
+    client_id_is_identity: bool = True  # a certificate's identity must be the client id
 
 
 class Policy(Protocol):
@@ -17,8 +33,8 @@ class Policy(Protocol):
     # router's matches are used as they are otherwise (the fast path).
     checks_reads: bool
 
-    def authenticate(self, conn: Connection, connect: Connect) -> ReasonCode:
-        """SUCCESS, or the v5 reason code to refuse the CONNECT with."""
+    def authenticate(self, conn: Connection, connect: Connect) -> tuple[ReasonCode, str]:
+        """SUCCESS, or the v5 reason code to refuse the CONNECT with and why."""
         ...
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool: ...
@@ -29,18 +45,40 @@ class Policy(Protocol):
 
 
 class AnonymousPolicy:
-    """No credentials are checked yet: everyone or no one, as `allow_anonymous` says.
+    """Who a client is: its certificate's identity (from TLS or a trusted PROXY header)
+    becomes its username; otherwise a username and password from `passwords`; otherwise
+    it is anonymous, which its listener (or `allow_anonymous`) must allow.
 
     Clients may not publish into `$SYS/`, which only the broker writes.
     """
 
     checks_reads = False
 
-    def __init__(self, allow_anonymous: bool) -> None:
+    def __init__(self, allow_anonymous: bool, passwords: PasswordFile | None = None) -> None:
         self.allow_anonymous = allow_anonymous
+        self.passwords = passwords
 
-    def authenticate(self, conn: Connection, connect: Connect) -> ReasonCode:
-        return ReasonCode.SUCCESS if self.allow_anonymous else ReasonCode.NOT_AUTHORIZED
+    def authenticate(self, conn: Connection, connect: Connect) -> tuple[ReasonCode, str]:
+        auth = conn.auth
+        identity = conn.identity
+        if identity is not None:
+            if (auth is None or auth.client_id_is_identity) and conn.client_id != identity:
+                log.warning("refusing %s: client id %r is not its certificate identity %r",
+                            conn.peer, conn.client_id, identity)
+                return ReasonCode.NOT_AUTHORIZED, (
+                    f"not authorized: client id {conn.client_id!r} is not the "
+                    f"certificate identity {identity!r}")
+            conn.username = identity
+            return ReasonCode.SUCCESS, ""
+        if connect.username is not None and self.passwords is not None:
+            if self.passwords.verify(connect.username, connect.password or b""):
+                return ReasonCode.SUCCESS, ""
+            log.warning("refusing %s: bad password for user %r", conn.peer, connect.username)
+            return ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password"
+        anonymous = self.allow_anonymous if auth is None else auth.allow_anonymous
+        if anonymous:
+            return ReasonCode.SUCCESS, ""
+        return ReasonCode.NOT_AUTHORIZED, ANONYMOUS_OFF
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool:
         return not topic.startswith("$SYS/")
@@ -58,8 +96,9 @@ class AclPolicy(AnonymousPolicy):
 
     checks_reads = True
 
-    def __init__(self, allow_anonymous: bool, acl: Acl) -> None:
-        super().__init__(allow_anonymous)
+    def __init__(self, allow_anonymous: bool, acl: Acl,
+                 passwords: PasswordFile | None = None) -> None:
+        super().__init__(allow_anonymous, passwords)
         self.acl = acl
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool:

@@ -20,10 +20,14 @@ from roost import sdnotify
 from roost.broker.config import Config
 from roost.broker.connection import Connection
 from roost.broker.engine import Broker
+from roost.broker.listeners import ListenerState
 from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
 from roost.broker.store import NullStore, SqliteStore, Store
+from roost.mqtt.packets import ReasonCode
 from roost.security.acl import Acl
 from roost.security.errors import LineError
+from roost.security.passwd import PasswordFile
+from roost.security.tls import TlsError, certificate_serial, peer_identity
 
 log = logging.getLogger("roost.broker")
 
@@ -32,25 +36,41 @@ MAX_WRITE_BUFFER = 64 * 1024 * 1024
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "server", "transport")
+    __slots__ = ("conn", "listener", "peer", "serial", "server", "transport")
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, listener: ListenerState) -> None:
         self.server = server
+        self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
+        self.peer = ""
+        self.serial: int | None = None  # the client certificate's, for CRL reloads
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         peer = transport.get_extra_info("peername")
-        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.conn = conn = self.server.broker.connection_made(name, time.time())
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        tls = self.listener.tls
+        identity = None
+        if tls is not None:  # the handshake is over: asyncio's SSL transport calls us after
+            sslobj = transport.get_extra_info("ssl_object")
+            der = sslobj.getpeercert(binary_form=True)
+            self.serial = None if der is None else certificate_serial(der)
+            identity = peer_identity(sslobj, tls.identity)
+        self.attach(identity)
+
+    def attach(self, identity: str | None) -> None:
+        """The transport is ready for MQTT: hand it to the engine."""
+        self.conn = conn = self.server.broker.connection_made(
+            self.peer, time.time(), identity=identity, auth=self.listener.auth)
         conn.handle = self
         if conn.closing:  # over max_connections
             self.server.flush()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
-        assert conn is not None
+        if conn is None:
+            return
         server = self.server
         server.broker.data_received(conn, data, time.time())
         server.flush()
@@ -76,14 +96,17 @@ def load_acl(path: Path) -> Acl:
     return Acl.parse(path.read_text(encoding="utf-8"), source=str(path))
 
 
+def load_passwords(path: Path) -> PasswordFile:
+    """Parse a mosquitto_passwd file; raises OSError or LineError."""
+    return PasswordFile.parse(path.read_text(encoding="utf-8"), source=str(path))
+
+
 def make_policy(config: Config) -> Policy:
     allow = config.settings.allow_anonymous
-    if not allow:
-        log.warning("allow_anonymous is false and no authentication is configured yet: "
-                    "every client will be refused")
+    passwords = None if config.password_file is None else load_passwords(config.password_file)
     if config.acl_file is None:
-        return AnonymousPolicy(allow)
-    return AclPolicy(allow, load_acl(config.acl_file))
+        return AnonymousPolicy(allow, passwords)
+    return AclPolicy(allow, load_acl(config.acl_file), passwords)
 
 
 class Server:
@@ -93,7 +116,9 @@ class Server:
         self.strict = config.durability == "strict"
         self.policy = make_policy(config)
         self.broker = Broker(config.settings, store, now=time.time(), policy=self.policy)
+        self.listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
         self.servers: list[asyncio.Server] = []
+        self.tls_failures = 0
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
@@ -103,9 +128,12 @@ class Server:
         """Listen on every configured address; returns the bound (host, port) pairs."""
         loop = asyncio.get_running_loop()
         bound = []
-        for listener in self.config.listeners:
-            srv = await loop.create_server(lambda: _Protocol(self), listener.host,
-                                           listener.port, backlog=4096, reuse_address=True)
+        for state in self.listeners:
+            srv = await loop.create_server(
+                lambda s=state: _Protocol(self, s),
+                state.config.host, state.config.port, backlog=4096, reuse_address=True,
+                ssl=state.front_context(),
+                ssl_handshake_timeout=self.config.settings.connect_timeout if state.tls else None)
             self.servers.append(srv)
             for sock in srv.sockets:
                 host, port = sock.getsockname()[:2]
@@ -173,16 +201,32 @@ class Server:
         self._tick_handle = loop.call_later(max(0.05, deadline - now), self._tick)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the ACL file; a bad file is reported and the old rules kept."""
-        policy = self.policy
-        if not isinstance(policy, AclPolicy) or self.config.acl_file is None:
-            return
+        """SIGHUP: re-read certificates, CRLs, the ACL and the password file. Everything is
+        parsed first; one bad file keeps the whole running configuration."""
+        config = self.config
         try:
-            policy.acl = load_acl(self.config.acl_file)
-        except (OSError, LineError) as e:
-            log.error("ACL reload failed, keeping the previous rules: %s", e)
-        else:
-            log.info("reloaded %s", self.config.acl_file)
+            policy = make_policy(config)
+            listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
+        except (OSError, LineError, TlsError) as e:
+            log.error("reload refused, keeping the running configuration: %s", e)
+            return
+        self.policy = self.broker.policy = policy
+        for old, new in zip(self.listeners, listeners, strict=True):
+            old.tls = new.tls  # the protocols hold `old`: new handshakes see the new files
+        log.info("reloaded certificates, CRLs, ACL and password file")
+        self._drop_revoked()
+
+    def _drop_revoked(self) -> None:
+        """A CRL is read at handshake only: clients already in are checked here."""
+        for conn in list(self.broker.connections):
+            proto = conn.handle
+            tls = proto.listener.tls if proto is not None else None
+            if tls is not None and proto.serial in tls.revoked:
+                log.warning("disconnecting %r: its certificate (serial %x) is revoked",
+                            conn, proto.serial)
+                self.broker.disconnect(conn, ReasonCode.ADMINISTRATIVE_ACTION,
+                                       "certificate revoked")
+        self.flush()
 
     async def stop(self) -> None:
         """Close listeners, say goodbye to v5 clients, commit and close the store."""

@@ -90,6 +90,11 @@ def load_crl_serials(crl: Path, ca: Path | None = None) -> set[int]:
     return {entry.serial_number for entry in loaded}
 
 
-def revoked(cert_der: bytes, serials: set[int]) -> bool:
+def certificate_serial(cert_der: bytes) -> int:
+    """The serial number of a DER certificate (`getpeercert(binary_form=True)`)."""
+    return x509.load_der_x509_certificate(cert_der).serial_number
+
+
+def revoked(cert_der: bytes, serials: set[int] | frozenset[int]) -> bool:
     """Whether a connected client's certificate (`getpeercert(binary_form=True)`) is revoked."""
-    return x509.load_der_x509_certificate(cert_der).serial_number in serials
+    return certificate_serial(cert_der) in serials
