@@ -248,16 +248,16 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT; print each bound address on stderr."""
     store = open_store(config)
     server = Server(config, store)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)  # before anyone learns we are up
     shown = []
     for host, port in await server.start():
         shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         print(f"roost broker listening on {shown[-1]}", file=sys.stderr, flush=True)
     sdnotify.notify("READY=1", f"STATUS=listening on {', '.join(shown)}")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
