@@ -11,6 +11,7 @@ export LBS ?= 1
 export PIS ?= 3
 export LAB_RELEASE ?= 12
 export LAB_NAME ?= roost-lab
+export LAB_INVENTORY ?= $(CURDIR)/inventory/lab
 
 PLAYBOOK := ansible-playbook
 
@@ -42,7 +43,7 @@ lab-hosts: image
 	@bash lab/inventory.sh
 
 lab-deploy: venv
-	$(PLAYBOOK) -i inventory/lab site.yml
+	$(PLAYBOOK) -i $(LAB_INVENTORY) site.yml
 
 lab-down:
 	@if docker info >/dev/null 2>&1; then bash lab/down.sh; else echo "lab: no docker engine, nothing to remove"; fi

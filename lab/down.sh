@@ -8,5 +8,5 @@ ids=$(docker ps -aq --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NAME")
 if docker network inspect "$LAB_NAME" >/dev/null 2>&1 && owned "$LAB_NAME"; then
   docker network rm "$LAB_NAME" >/dev/null
 fi
-rm -rf "$ROOT/inventory/lab"
+rm -rf "$LAB_INVENTORY"
 log "lab down"

@@ -3,9 +3,9 @@
 # docker connection plugin: no SSH daemon, no keys. group_vars come from lab/group_vars.
 . "$(dirname "$0")/lib.sh"
 
-out=$ROOT/inventory/lab
+out=$LAB_INVENTORY
 mkdir -p "$out"
-ln -sfn ../../lab/group_vars "$out/group_vars"
+ln -sfn "$ROOT/lab/group_vars" "$out/group_vars"
 
 hosts_in() {
   docker ps --filter "label=$LAB_LABEL=1" --filter "label=$LAB_LABEL.group=$1" \

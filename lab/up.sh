@@ -25,6 +25,17 @@ RUN_ARGS=(--detach --network "$LAB_NAME" --label "$LAB_LABEL=1"
   --cgroupns=host --volume /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /run:exec --tmpfs /run/lock --tmpfs /tmp:exec)
 
+# Each systemd host uses inotify instances of the build machine's root user; the kernel
+# default (128) runs out at about 15 hosts and units fail. Raise it as kind's docs advise.
+hosts=$((BROKERS + LBS + PIS))
+need=$((hosts * 16 + 256))
+have=$(cat /proc/sys/fs/inotify/max_user_instances)
+if [ "$have" -lt "$need" ]; then
+  log "raising fs.inotify.max_user_instances from $have to $need for $hosts hosts"
+  sysctl -qw fs.inotify.max_user_instances="$need" ||
+    die "cannot raise fs.inotify.max_user_instances to $need (needed for $hosts hosts)"
+fi
+
 created=()
 network_created=
 undo() {
@@ -92,11 +103,13 @@ for entry in "${wanted[@]}"; do
   fi
 done
 
-# Hosts are usable once systemd finishes booting; bounded wait.
+# Hosts are usable once systemd finishes booting. Many hosts on two cores boot slowly,
+# so the bound grows with their number: 30 s plus 3 s per host.
+deadline=$((SECONDS + 30 + 3 * hosts))
 for entry in "${wanted[@]}"; do
   read -r name _ <<<"$entry"
   state=
-  for _ in $(seq 60); do
+  while [ "$SECONDS" -lt "$deadline" ]; do
     state=$(docker exec "$LAB_NAME-$name" systemctl is-system-running 2>/dev/null || true)
     case $state in running | degraded) break ;; esac
     sleep 0.5
@@ -104,7 +117,7 @@ for entry in "${wanted[@]}"; do
   case $state in
     running) ;;
     degraded) log "$name is degraded: $(docker exec "$LAB_NAME-$name" systemctl --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')" ;;
-    *) die "$name did not finish booting within 30 s (state: ${state:-unknown})" ;;
+    *) die "$name did not finish booting within $((30 + 3 * hosts)) s (state: ${state:-unknown})" ;;
   esac
 done
 
