@@ -276,6 +276,9 @@ def _listener(item: dict[str, Any], i: int) -> Listener:
     if proxy != "off" and not trusted:
         raise _KeyError("proxy_protocol needs trusted_proxies", "listener", "proxy_protocol", i)
     tls = get("tls", dict, None)
+    if tls is not None and proxy != "off":
+        raise _KeyError("proxy_protocol on a tls listener is not supported: let the proxy "
+                        "end TLS (proxy_tls_identity = true)", "listener", "proxy_protocol", i)
     if get("proxy_tls_identity", bool, False) and proxy not in ("v2", "any"):
         raise _KeyError("proxy_tls_identity needs proxy_protocol \"v2\" or \"any\"",
                         "listener", "proxy_tls_identity", i)

@@ -18,8 +18,8 @@ class Connection:
         "alias_in", "alias_out", "alias_out_max", "auth", "client_id", "closing", "connected",
         "created", "decoder", "dirty", "handle", "head", "identity", "keepalive", "last_seen",
         "lost",
-        "max_out_size", "out", "peer", "send_quota", "session", "username", "version",
-        "will",
+        "max_out_size", "out", "peer", "reason", "send_quota", "session", "username",
+        "version", "will",
     )
 
     def __init__(self, peer: str, now: float, decoder: Decoder,
@@ -43,6 +43,7 @@ class Connection:
         self.session: Session | None = None
         self.will: Will | None = None
         self.keepalive = 0
+        self.reason = "connection lost"  # why it ended, for the disconnect log line
         self.send_quota = 0  # min(client's receive maximum, our max in-flight)
         self.max_out_size = MAX_PACKET  # the client's maximum packet size
         self.alias_in: dict[int, str] = {}
@@ -60,7 +61,9 @@ class Connection:
     def send(self, packet: Packet) -> None:
         self.write(encode(packet, self.version))
 
-    def close(self) -> None:
+    def close(self, reason: str = "") -> None:
+        if reason and not self.closing:
+            self.reason = reason
         self.closing = True
         self.dirty[self] = None
 

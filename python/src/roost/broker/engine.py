@@ -179,7 +179,7 @@ class Broker:
             return
         if conn.connected and conn.version == MQTT_5:
             conn.send(Disconnect(reason, {PropertyId.REASON_STRING: why}))
-        conn.close()
+        conn.close(why)
 
     def shutdown(self, now: float) -> None:
         """Tell v5 clients the server is going away; keep their sessions."""
@@ -196,7 +196,7 @@ class Broker:
         elif _connect_level(conn.head) == MQTT_5:
             conn.version = MQTT_5
             conn.send(ConnAck(False, e.reason_code, {PropertyId.REASON_STRING: str(e)[:200]}))
-        conn.close()
+        conn.close(f"protocol error: {e}")
 
     # -- publishing ---------------------------------------------------------------
 

@@ -165,6 +165,8 @@ class Lifecycle:
             if settings.topic_alias_maximum:
                 ack[P.TOPIC_ALIAS_MAXIMUM] = settings.topic_alias_maximum
         conn.send(ConnAck(present, 0, ack))
+        log.info("connected %r from %s (MQTT %s, user %r)", client_id, conn.peer,
+                 "5" if v5 else "3.1.1", conn.username)
         if present:
             self.broker.deliverer.resend(s, now)
 
@@ -184,7 +186,7 @@ class Lifecycle:
         assert s is not None
         if old.version == MQTT_5:
             old.send(Disconnect(ReasonCode.SESSION_TAKEN_OVER))
-        old.close()
+        old.close("session taken over")
         will = old.will
         old.will = None
         old.session = None
@@ -215,10 +217,13 @@ class Lifecycle:
                 conn.will = None
         else:
             conn.will = None
-        conn.close()
+        conn.close("client sent DISCONNECT")
 
     def detach(self, conn: Connection, now: float) -> None:
         """The socket is gone: publish or schedule the will, start session expiry."""
+        if conn.connected:
+            log.info("disconnected %r from %s (MQTT %s): %s", conn.client_id, conn.peer,
+                     "5" if conn.version == MQTT_5 else "3.1.1", conn.reason)
         s = conn.session
         if s is None or s.conn is not conn:
             return
@@ -274,7 +279,7 @@ class Lifecycle:
                 log.info("closing %r: keepalive timeout", conn)
                 if conn.version == MQTT_5:
                     conn.send(Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT))
-                conn.close()
+                conn.close("keepalive timeout")
         for s in list(self.sessions.values()):
             if s.conn is not None:
                 continue
@@ -292,7 +297,7 @@ class Lifecycle:
             s = conn.session
             if conn.connected and conn.version == MQTT_5 and not conn.closing:
                 conn.send(Disconnect(ReasonCode.SERVER_SHUTTING_DOWN))
-            conn.close()
+            conn.close("server shutting down")
             if s is not None and s.conn is conn:
                 s.conn = None
                 conn.session = None

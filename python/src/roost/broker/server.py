@@ -23,20 +23,24 @@ from roost.broker.engine import Broker
 from roost.broker.listeners import ListenerState
 from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
 from roost.broker.store import NullStore, SqliteStore, Store
+from roost.mqtt.errors import InsufficientData
 from roost.mqtt.packets import ReasonCode
 from roost.security.acl import Acl
 from roost.security.errors import LineError
 from roost.security.passwd import PasswordFile
+from roost.security.proxy import ProxyError, parse_proxy
 from roost.security.tls import TlsError, certificate_serial, peer_identity
 
 log = logging.getLogger("roost.broker")
+
+MAX_PROXY_HEADER = 16 + 4096  # HAProxy's TLVs (SSL, CN, ALPN) are far shorter
 
 # A client that reads slower than we write is dropped beyond this much buffered output.
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "listener", "peer", "serial", "server", "transport")
+    __slots__ = ("conn", "listener", "peer", "pending", "serial", "server", "transport")
 
     def __init__(self, server: Server, listener: ListenerState) -> None:
         self.server = server
@@ -45,6 +49,7 @@ class _Protocol(asyncio.Protocol):
         self.conn: Connection | None = None
         self.peer = ""
         self.serial: int | None = None  # the client certificate's, for CRL reloads
+        self.pending = b""  # bytes before a complete PROXY header
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -57,7 +62,55 @@ class _Protocol(asyncio.Protocol):
             der = sslobj.getpeercert(binary_form=True)
             self.serial = None if der is None else certificate_serial(der)
             identity = peer_identity(sslobj, tls.identity)
+        proxy = self.listener.proxy
+        if proxy is None:
+            self.attach(identity)
+        elif not isinstance(peer, tuple) or not proxy.trusted(peer[0]):
+            log.warning("closing %s: not a trusted proxy on %s", self.peer,
+                        self.listener.auth.name)
+            transport.abort()  # type: ignore[attr-defined]
+        else:  # the header must come within connect_timeout, like a CONNECT
+            asyncio.get_running_loop().call_later(
+                self.server.config.settings.connect_timeout, self._header_timeout)
+
+    def _header_timeout(self) -> None:
+        if self.conn is None and self.transport is not None:
+            log.info("closing %s: no PROXY header in time", self.peer)
+            self.transport.abort()
+
+    def _proxy_header(self, data: bytes) -> None:
+        """Read the PROXY header, then hand the client over to the engine."""
+        transport = self.transport
+        assert transport is not None
+        self.pending += data
+        try:
+            info, used = parse_proxy(self.pending)
+            wanted = self.listener.config.proxy_protocol
+            if wanted not in ("any", f"v{info.version}"):
+                raise ProxyError(f"PROXY v{info.version} where {wanted} is configured")
+        except InsufficientData:
+            if len(self.pending) < MAX_PROXY_HEADER:
+                return
+            info, used = None, 0
+            why = "PROXY header too long"
+        except ProxyError as e:
+            info, used, why = None, 0, str(e)
+        if info is None:
+            log.warning("closing %s: %s", self.peer, why)
+            transport.abort()
+            return
+        rest, self.pending = self.pending[used:], b""
+        proxied = self.peer
+        if info.source_addr is not None:
+            host = f"[{info.source_addr}]" if ":" in info.source_addr else info.source_addr
+            self.peer = f"{host}:{info.source_port}"
+        log.debug("%s is %s by PROXY v%d", proxied, self.peer, info.version)
+        identity = None
+        if self.listener.config.proxy_tls_identity and info.ssl_verified:
+            identity = info.ssl_cn  # HAProxy verified the certificate and names it
         self.attach(identity)
+        if rest:
+            self.data_received(rest)
 
     def attach(self, identity: str | None) -> None:
         """The transport is ready for MQTT: hand it to the engine."""
@@ -70,6 +123,7 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         if conn is None:
+            self._proxy_header(data)
             return
         server = self.server
         server.broker.data_received(conn, data, time.time())
@@ -164,6 +218,7 @@ class Server:
                 transport.write(data)
                 if not conn.closing and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
                     log.warning("closing %r: it reads slower than it is sent to", conn)
+                    conn.reason = "reads slower than it is sent to"
                     transport.abort()
                     continue
             if conn.closing:
