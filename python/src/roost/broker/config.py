@@ -40,7 +40,7 @@ from roost.broker.settings import MAX_PACKET, NEVER, Settings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TOP = {"data_dir", "durability", "commit_interval_ms", "allow_anonymous", "sys_interval",
-        "log_level", "listener", "limits", "acl_file", "password_file"}
+        "log_level", "listener", "limits", "acl_file", "password_file", "metrics"}
 _LISTENER = {"bind", "name", "tls", "allow_anonymous", "client_id_is_identity",
              "proxy_protocol", "trusted_proxies", "proxy_tls_identity"}
 _TLS = {"cert", "key", "ca", "crl", "require_client_cert", "identity"}
@@ -113,6 +113,7 @@ class Config:
     acl_file: Path | None = None
     settings: Settings = field(default_factory=Settings)
     password_file: Path | None = None
+    metrics: Listener | None = None  # where /metrics and /healthz are served over HTTP
 
     def anonymous(self, listener: Listener) -> bool:
         """Whether this listener accepts clients without credentials."""
@@ -241,7 +242,20 @@ def _build(doc: dict[str, Any]) -> Config:
     password_file = _get(doc, "password_file", str, None)
     return Config(listeners, Path(data_dir) if data_dir else None, durability,
                   interval / 1000, log_level, Path(acl_file) if acl_file else None, settings,
-                  Path(password_file) if password_file else None)
+                  Path(password_file) if password_file else None, _metrics(doc))
+
+
+def _metrics(doc: dict[str, Any]) -> Listener | None:
+    table = _get(doc, "metrics", dict, None)
+    if table is None:
+        return None
+    unknown = set(table) - {"bind", "port"}
+    if unknown:
+        raise _KeyError(f"unknown metrics setting {sorted(unknown)[0]!r}", None, "metrics")
+    host, port = table.get("bind", "127.0.0.1"), table.get("port", 9883)
+    if not isinstance(host, str) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise _KeyError("metrics needs bind = \"HOST\" and port = 0..65535", None, "metrics")
+    return Listener(host, port, name="metrics")
 
 
 def _listener(item: dict[str, Any], i: int) -> Listener:

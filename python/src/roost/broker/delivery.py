@@ -55,7 +55,7 @@ class Deliverer:
             return
         limit = self.settings.max_queued_messages
         if limit and len(s.queue) >= limit:
-            self.stats.dropped += 1
+            self.stats.dropped_queue_full += 1
             return
         s.queue.append(out)
         if s.persistent:
@@ -153,10 +153,10 @@ class Deliverer:
                 self._last_data = data
                 self._pid_at = -1
         if len(data) > conn.max_out_size:
-            self.stats.dropped += 1
+            self.stats.dropped_too_large += 1
             return False
         conn.write(data)
-        self.stats.messages_sent += 1
+        self.stats.sent[out.qos] += 1
         return True
 
     def _encode_aliased(self, conn: Connection, out: Outgoing, dup: bool,

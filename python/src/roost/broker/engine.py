@@ -256,6 +256,8 @@ class Broker:
             s = sessions.get(client_id)
             if s is not None and read(client_id, s.username, topic):
                 kept.append((client_id, opts))
+            elif s is not None:
+                self.stats.acl_denials["read"] += 1
         return kept
 
     def publish_sys(self, now: float) -> None:
@@ -272,7 +274,7 @@ class Broker:
     def _on_publish(self, conn: Connection, p: Publish, now: float) -> None:
         s = conn.session
         assert s is not None
-        self.stats.messages_received += 1
+        self.stats.received[p.qos] += 1
         topic = p.topic
         props = p.properties
         if props and conn.version == MQTT_5 and _ALIAS in props:
@@ -325,6 +327,7 @@ class Broker:
                 conn.send(PubRec(pid, ReasonCode.NO_MATCHING_SUBSCRIBERS))
 
     def _refuse_publish(self, conn: Connection, qos: int, pid: int) -> None:
+        self.stats.acl_denials["publish"] += 1
         reason = ReasonCode.NOT_AUTHORIZED if conn.version == MQTT_5 else 0
         if qos == 1:
             conn.send(PubAck(pid, reason))

@@ -108,6 +108,7 @@ class Lifecycle:
         policy = self.broker.policy
         rc, why = policy.authenticate(conn, p)
         if rc != ReasonCode.SUCCESS:
+            self.broker.stats.auth_failures += 1
             self._refuse(conn, rc, why)
             return
         if p.will is not None and not policy.authorize_publish(conn, p.will.topic):

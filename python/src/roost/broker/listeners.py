@@ -10,6 +10,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from roost.broker.config import Listener, TlsFiles
 from roost.broker.policy import ListenerAuth
 from roost.security.proxy import ProxyPolicy
@@ -21,13 +23,16 @@ class TlsState:
     context: ssl.SSLContext
     revoked: frozenset[int]  # serials from the CRL, to drop clients connected before it
     identity: Identity
+    expires: float  # the server certificate's notAfter, for the metrics
 
 
 def load_tls(tls: TlsFiles) -> TlsState:
     """Raises TlsError naming the file that cannot be used."""
     context = server_context(tls.cert, tls.key, tls.ca, tls.crl, tls.require_client_cert)
     serials = load_crl_serials(tls.crl, tls.ca) if tls.crl is not None else set()
-    return TlsState(context, frozenset(serials), tls.identity)  # type: ignore[arg-type]
+    expires = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+    return TlsState(context, frozenset(serials), tls.identity,  # type: ignore[arg-type]
+                    expires.timestamp())
 
 
 class ListenerState:

@@ -16,11 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
 from roost import sdnotify
 from roost.broker.config import Config
 from roost.broker.connection import Connection
 from roost.broker.engine import Broker
 from roost.broker.listeners import ListenerState
+from roost.broker.metrics import BrokerCollector
 from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
 from roost.broker.store import NullStore, SqliteStore, Store
 from roost.mqtt.errors import InsufficientData
@@ -33,6 +36,8 @@ from roost.security.tls import TlsError, certificate_serial, peer_identity
 
 log = logging.getLogger("roost.broker")
 
+HTTP_TIMEOUT = 5.0  # seconds for a scraper to send its request
+HTTP_TIMEOUT = 5.0  # seconds for a scraper to send its request
 MAX_PROXY_HEADER = 16 + 4096  # HAProxy's TLVs (SSL, CN, ALPN) are far shorter
 
 # A client that reads slower than we write is dropped beyond this much buffered output.
@@ -50,6 +55,12 @@ class _Protocol(asyncio.Protocol):
         self.peer = ""
         self.serial: int | None = None  # the client certificate's, for CRL reloads
         self.pending = b""  # bytes before a complete PROXY header
+
+    def __del__(self) -> None:
+        # asyncio makes the protocol at accept and calls connection_made only after a
+        # good handshake, and tells nobody else when one fails: count those here.
+        if not self.peer and self.listener.tls is not None:
+            self.server.tls_failures += 1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -173,10 +184,47 @@ class Server:
         self.listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
         self.servers: list[asyncio.Server] = []
         self.tls_failures = 0
+        self.accepting = False  # what /healthz reports: listening and not shutting down
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(BrokerCollector(self))
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
         self._watchdog_at = 0.0
+
+    async def start_http(self) -> tuple[str, int] | None:
+        """Serve /metrics and /healthz on the `metrics` address; returns it once bound."""
+        where = self.config.metrics
+        if where is None:
+            return None
+        srv = await asyncio.start_server(self._http, where.host, where.port, reuse_address=True)
+        self.servers.append(srv)
+        host, port = srv.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A minimal HTTP/1.0 answer: enough for Prometheus and HAProxy's httpchk."""
+        try:
+            request = await asyncio.wait_for(reader.readline(), HTTP_TIMEOUT)
+            while await asyncio.wait_for(reader.readline(), HTTP_TIMEOUT) not in (
+                    b"\r\n", b"\n", b""):
+                pass
+            path = request.split()[1] if len(request.split()) > 1 else b""
+            if path == b"/metrics":
+                status, body, kind = "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST
+            elif path == b"/healthz":
+                status = "200 OK" if self.accepting else "503 Service Unavailable"
+                body, kind = status.encode() + b"\n", "text/plain"
+            else:
+                status, body, kind = "404 Not Found", b"not found\n", "text/plain"
+            writer.write(f"HTTP/1.0 {status}\r\nContent-Type: {kind}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                         .encode() + body)
+            await writer.drain()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
 
     async def start(self) -> list[tuple[str, int]]:
         """Listen on every configured address; returns the bound (host, port) pairs."""
@@ -193,6 +241,7 @@ class Server:
                 host, port = sock.getsockname()[:2]
                 bound.append((host, port))
         loop.call_soon(self._tick)  # after the caller has announced READY
+        self.accepting = True
         return bound
 
     def flush(self) -> None:
@@ -286,6 +335,7 @@ class Server:
     async def stop(self) -> None:
         """Close listeners, say goodbye to v5 clients, commit and close the store."""
         sdnotify.notify("STOPPING=1")
+        self.accepting = False
         for srv in self.servers:
             srv.close()
         if self._tick_handle is not None:
@@ -308,6 +358,9 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload)  # before anyone learns we are up
+    http = await server.start_http()  # first, so /healthz says 503 until clients may come
+    if http is not None:
+        print(f"roost broker metrics on {http[0]}:{http[1]}", file=sys.stderr, flush=True)
     shown = []
     for host, port in await server.start():
         shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

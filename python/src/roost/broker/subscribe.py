@@ -47,6 +47,7 @@ class Subscriptions:
             if group is not None and sub.no_local:
                 raise ProtocolError("no local on a shared subscription")
             if not self.broker.policy.authorize_subscribe(conn, f):
+                self.broker.stats.acl_denials["subscribe"] += 1
                 codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)
                 continue
             rh = int(sub.retain_handling)
@@ -68,6 +69,7 @@ class Subscriptions:
         policy = self.broker.policy
         for topic, msg in self.broker.retained.match(topic_filter):
             if policy.checks_reads and not policy.authorize_read(s.client_id, s.username, topic):
+                self.broker.stats.acl_denials["read"] += 1
                 continue
             if msg.expires_at is not None and msg.expires_at <= now:
                 self.broker.retained.delete(topic)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from roost import __version__
 
@@ -12,13 +12,29 @@ class Stats:
     started: float = 0.0
     clients_connected: int = 0
     clients_total: int = 0  # sessions, connected or not
-    messages_received: int = 0  # PUBLISH packets from clients
-    messages_sent: int = 0  # PUBLISH packets to clients
+    received: list[int] = field(default_factory=lambda: [0, 0, 0])  # PUBLISH in, by QoS
+    sent: list[int] = field(default_factory=lambda: [0, 0, 0])  # PUBLISH out, by QoS
     bytes_received: int = 0
     bytes_sent: int = 0
-    dropped: int = 0  # queue full, or larger than the client's maximum packet size
+    dropped_queue_full: int = 0
+    dropped_too_large: int = 0  # larger than the client's maximum packet size
     retained: int = 0
     subscriptions: int = 0
+    acl_denials: dict[str, int] = field(
+        default_factory=lambda: {"publish": 0, "subscribe": 0, "read": 0})
+    auth_failures: int = 0  # CONNECTs refused by the policy
+
+    @property
+    def messages_received(self) -> int:
+        return sum(self.received)
+
+    @property
+    def messages_sent(self) -> int:
+        return sum(self.sent)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_too_large
 
     def topics(self, now: float) -> list[tuple[str, str]]:
         """(topic, payload) pairs published retained every `sys_interval` seconds."""
