@@ -12,14 +12,39 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from roost.security.passwd import hash_password
+
+if TYPE_CHECKING:
+    from security.certs import Issued
 
 LISTENING = re.compile(r"roost broker listening on 127\.0\.0\.1:(\d+)")
 WAIT = 20.0  # bound on every wait; a loaded machine is slow, a broken broker never answers
 V5 = MQTTProtocolVersion.MQTTv5
 V311 = MQTTProtocolVersion.MQTTv311
+
+
+PASSWORD = "s3cret"  # the dashboard service account's, in every password file here
+
+
+def tls_table(ca: Issued, server: Issued, **extra: object) -> str:
+    """A listener's `tls = {...}` line: TOML inline tables must fit on one line."""
+    items = [f'cert = "{server.cert_path}"', f'key = "{server.key_path}"',
+             f'ca = "{ca.cert_path}"']
+    for key, value in extra.items():
+        items.append(f"{key} = " + (str(value).lower() if isinstance(value, bool)
+                                    else f'"{value}"'))
+    return "tls = { " + ", ".join(items) + " }"
+
+
+def write_passwd(directory: Path, password: str = PASSWORD) -> Path:
+    passwd = directory / "passwd"
+    passwd.write_text(f"dashboard:{hash_password(password)}\n")
+    return passwd
 
 
 class Broker:

@@ -18,10 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from roost.broker import config as cfg
 from roost.broker.server import Server
 from roost.broker.store import NullStore
-from roost.security.passwd import hash_password
 from security.certs import Issued, client_context, issue, make_ca
 
-from .broker import WAIT, Broker, Client
+from .broker import WAIT, Broker, Client, tls_table, write_passwd
 
 METRICS = re.compile(r"roost broker metrics on 127\.0\.0\.1:(\d+)")
 NAMES = {
@@ -44,18 +43,15 @@ class Lab:
 def _config(directory: Path, ca: Issued, server: Issued, metrics_port: int = 0) -> Path:
     acl = directory / "acl"
     acl.write_text("pattern readwrite pi/%c/#\n")
-    passwd = directory / "passwd"
-    passwd.write_text(f"dashboard:{hash_password('s3cret')}\n")
     config = directory / "broker.toml"
     config.write_text(f"""\
 acl_file = "{acl}"
-password_file = "{passwd}"
+password_file = "{write_passwd(directory)}"
 metrics = {{ bind = "127.0.0.1", port = {metrics_port} }}
 [[listener]]
 name = "devices"
 bind = "127.0.0.1:0"
-tls = {{ cert = "{server.cert_path}", key = "{server.key_path}", ca = "{ca.cert_path}", \
-require_client_cert = false }}
+{tls_table(ca, server, require_client_cert=False)}
 """)
     return config
 

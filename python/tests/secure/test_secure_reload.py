@@ -15,7 +15,7 @@ import pytest
 from roost.security.passwd import hash_password
 from security.certs import Issued, client_context, issue, make_ca, make_crl
 
-from .broker import WAIT, Broker, Client
+from .broker import PASSWORD, WAIT, Broker, Client, tls_table, write_passwd
 
 ADMINISTRATIVE_ACTION = 0x98
 
@@ -39,15 +39,13 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     ca = make_ca(tmp_path)
     server = issue(ca, "localhost", server=True)
     crl = make_crl(ca)
-    passwd = tmp_path / "passwd"
-    passwd.write_text(f"dashboard:{hash_password('s3cret')}\n")
+    passwd = write_passwd(tmp_path)
     config = tmp_path / "broker.toml"
     config.write_text(f"""\
 password_file = "{passwd}"
 [[listener]]
 bind = "127.0.0.1:0"
-tls = {{ cert = "{server.cert_path}", key = "{server.key_path}", ca = "{ca.cert_path}", \
-crl = "{crl}", require_client_cert = false }}
+{tls_table(ca, server, crl=crl, require_client_cert=False)}
 """)
     broker = Broker(config)
     yield Lab(tmp_path, ca, server, crl, passwd, broker)
@@ -117,7 +115,7 @@ def test_reload_picks_up_a_new_password(lab: Lab) -> None:
     lab.passwd.write_text(f"dashboard:{hash_password('n3w')}\n")
     lab.broker.reload()
     assert lab.broker.wait_log("reloaded")
-    old = lab.client(None, "dash", username="dashboard", password="s3cret")
+    old = lab.client(None, "dash", username="dashboard", password=PASSWORD)
     old.close()
     new = lab.client(None, "dash", username="dashboard", password="n3w")
     new.close()
@@ -141,7 +139,7 @@ def test_bad_file_on_reload_is_refused_and_the_running_config_stays(
         fresh = lab.client(device, "pi-0001b", username=None)  # type: ignore[arg-type]
         fresh.close()
         assert fresh.result == 0x87  # handshake fine (old files), CN mismatch as ever
-        service = lab.client(None, "dash", username="dashboard", password="s3cret")
+        service = lab.client(None, "dash", username="dashboard", password=PASSWORD)
         service.close()
         assert service.accepted
         assert _server_serial(lab) == lab.server.serial
