@@ -19,7 +19,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .brokers import Broker
 
-WAIT = 5.0
+WAIT = 10.0  # generous: a passing test never waits it out, a loaded box may need it
 LIFETIME = 120.0  # no client thread outlives this, whatever the test does
 Message = mqtt.MQTTMessage
 

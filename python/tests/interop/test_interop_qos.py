@@ -6,7 +6,7 @@ import pytest
 
 from . import raw
 from .brokers import Broker
-from .clients import MosquittoSub, Peer, mosquitto_pub, publish_once
+from .clients import WAIT, MosquittoSub, Peer, mosquitto_pub, publish_once
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
@@ -59,7 +59,7 @@ def test_cli_tools_round_trip(broker: Broker, version: int, qos: int) -> None:
     for i in range(3):
         mosquitto_pub(broker, version, "-q", str(qos), "-t", f"cli/{i}", "-m", f"hello {i}")
     assert sub.payloads(3) == [f"cli/{i} hello {i}" for i in range(3)]
-    assert sub.proc.wait(5) == 0  # -C 3: exits cleanly after exactly three messages
+    assert sub.proc.wait(WAIT) == 0  # -C 3: exits cleanly after exactly three messages
 
 
 def test_unsubscribe_stops_delivery(broker: Broker, version: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .brokers import Broker
-from .clients import MosquittoSub, Peer, mosquitto_pub
+from .clients import WAIT, MosquittoSub, Peer, mosquitto_pub
 
 
 def test_retained_set_replace_clear(broker: Broker, version: int) -> None:
@@ -31,7 +31,7 @@ def test_retained_with_cli_tools(broker: Broker, version: int) -> None:
     mosquitto_pub(broker, version, "-r", "-q", "1", "-t", "cli/r", "-m", "kept")
     sub = MosquittoSub(broker, version, "-t", "cli/#", "-v", "-C", "1")
     assert sub.payloads(1) == ["cli/r kept"]
-    assert sub.proc.wait(5) == 0
+    assert sub.proc.wait(WAIT) == 0
 
 
 @pytest.mark.parametrize(("handling", "first", "again"), [(0, True, True), (1, True, False),

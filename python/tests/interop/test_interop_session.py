@@ -8,7 +8,7 @@ import pytest
 
 from . import raw
 from .brokers import Broker
-from .clients import Peer, publish_once
+from .clients import WAIT, Peer, publish_once
 from .raw import DISCONNECT, RawClient
 
 SESSION_TAKEN_OVER = 0x8E
@@ -118,7 +118,7 @@ def test_client_id_takeover(broker: Broker, version: int) -> None:
     old.subscribe("k/t")
     new = _persistent(broker, "twin", version)
     assert new.session_present  # the session moves to the new connection
-    assert old.gone.wait(5), "old connection still open after takeover"
+    assert old.gone.wait(WAIT), "old connection still open after takeover"
     publish_once(broker, "k/t", b"to new", version)
     assert new.get().payload == b"to new"
     assert old.messages.empty()

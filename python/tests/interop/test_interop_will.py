@@ -58,10 +58,14 @@ def test_no_will_on_clean_disconnect(broker: Broker, version: int) -> None:
     watcher.disconnect()
 
 
+# Long enough that the step after the kill (a marker, a reconnect) fits in it on a busy box.
+WILL_DELAY = 4
+
+
 def _killed_with_delayed_will(broker: Broker, client_id: str) -> None:
-    """A v5 mosquitto_sub with a 2 s will delay (session: 60 s), killed with SIGKILL."""
+    """A v5 mosquitto_sub with a WILL_DELAY will delay (session: 60 s), killed with SIGKILL."""
     MosquittoSub(broker, 5, "-i", client_id, "-t", "x", "--will-topic", f"will/{client_id}",
-                 "--will-payload", "late", "-D", "will", "will-delay-interval", "2",
+                 "--will-payload", "late", "-D", "will", "will-delay-interval", str(WILL_DELAY),
                  "-D", "connect", "session-expiry-interval", "60").kill()
 
 
@@ -70,7 +74,7 @@ def test_will_delay_postpones_the_will(broker: Broker) -> None:
     _killed_with_delayed_will(broker, "slow")
     publish_once(broker, "will/m", b"marker")
     assert watcher.until(b"marker") == []  # not sent at once
-    assert watcher.get(timeout=10).payload == b"late"  # but sent once the delay is over
+    assert watcher.get(timeout=WILL_DELAY + 10).payload == b"late"  # but once it is over
     watcher.disconnect()
 
 
@@ -79,7 +83,7 @@ def test_will_delay_cancelled_by_reconnect(broker: Broker) -> None:
     _killed_with_delayed_will(broker, "back")
     back = Peer(broker, "back", clean=False).connect(SessionExpiryInterval=60)
     assert back.session_present
-    time.sleep(3)  # past the will delay: a will still pending would be out by now
+    time.sleep(WILL_DELAY + 1)  # past the will delay: a pending will would be out by now
     publish_once(broker, "will/m", b"marker")
     assert watcher.until(b"marker") == []
     back.disconnect()
