@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOST = "127.0.0.1"
-START_TIMEOUT = 15.0
+START_TIMEOUT = 30.0  # a Python broker on a box with load average 20 can need it
 MOSQUITTO_READY = re.compile(r"mosquitto version \S+ running")
 ROOST_READY = re.compile(r"roost broker listening on 127\.0\.0\.1:(\d+)")
 ROOST_MISSING = ("not implemented yet", "unrecognized arguments")
