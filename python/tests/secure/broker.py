@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from security.certs import Issued
 
 LISTENING = re.compile(r"roost broker listening on 127\.0\.0\.1:(\d+)")
+METRICS = re.compile(r"roost broker metrics on 127\.0\.0\.1:(\d+)")
 WAIT = 20.0  # bound on every wait; a loaded machine is slow, a broken broker never answers
 V5 = MQTTProtocolVersion.MQTTv5
 V311 = MQTTProtocolVersion.MQTTv311

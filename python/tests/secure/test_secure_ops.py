@@ -4,7 +4,6 @@ follow what clients did), and /healthz, which HAProxy can poll without an MQTT s
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +19,8 @@ from roost.broker.server import Server
 from roost.broker.store import NullStore
 from security.certs import Issued, client_context, issue, make_ca
 
-from .broker import WAIT, Broker, Client, tls_table, write_passwd
+from .broker import METRICS, WAIT, Broker, Client, tls_table, write_passwd
 
-METRICS = re.compile(r"roost broker metrics on 127\.0\.0\.1:(\d+)")
 NAMES = {
     "roost_connections", "roost_messages_received", "roost_messages_sent",
     "roost_bytes_received", "roost_bytes_sent", "roost_messages_dropped",

@@ -10,8 +10,6 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from roost.broker.config import Listener, TlsFiles
 from roost.broker.policy import ListenerAuth
 from roost.security.proxy import ProxyPolicy
@@ -30,6 +28,8 @@ def load_tls(tls: TlsFiles) -> TlsState:
     """Raises TlsError naming the file that cannot be used."""
     context = server_context(tls.cert, tls.key, tls.ca, tls.crl, tls.require_client_cert)
     serials = load_crl_serials(tls.crl, tls.ca) if tls.crl is not None else set()
+    from cryptography import x509  # noqa: PLC0415 - slow to import; TLS listeners only
+
     expires = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
     return TlsState(context, frozenset(serials), tls.identity,  # type: ignore[arg-type]
                     expires.timestamp())

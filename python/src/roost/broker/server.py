@@ -15,15 +15,13 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from typing import TYPE_CHECKING
 
 from roost import sdnotify
 from roost.broker.config import Config
 from roost.broker.connection import Connection
 from roost.broker.engine import Broker
 from roost.broker.listeners import ListenerState
-from roost.broker.metrics import BrokerCollector
 from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
 from roost.broker.store import NullStore, SqliteStore, Store
 from roost.mqtt.errors import InsufficientData
@@ -33,6 +31,9 @@ from roost.security.errors import LineError
 from roost.security.passwd import PasswordFile
 from roost.security.proxy import ProxyError, parse_proxy
 from roost.security.tls import TlsError, certificate_serial, peer_identity
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger("roost.broker")
 
@@ -185,8 +186,7 @@ class Server:
         self.servers: list[asyncio.Server] = []
         self.tls_failures = 0
         self.accepting = False  # what /healthz reports: listening and not shutting down
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(BrokerCollector(self))
+        self.registry: CollectorRegistry | None = None  # made with the metrics endpoint
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
@@ -197,6 +197,12 @@ class Server:
         where = self.config.metrics
         if where is None:
             return None
+        from prometheus_client import CollectorRegistry  # noqa: PLC0415 - slow to import
+
+        from roost.broker.metrics import BrokerCollector  # noqa: PLC0415
+
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(BrokerCollector(self))
         srv = await asyncio.start_server(self._http, where.host, where.port, reuse_address=True)
         self.servers.append(srv)
         host, port = srv.sockets[0].getsockname()[:2]
@@ -210,7 +216,9 @@ class Server:
                     b"\r\n", b"\n", b""):
                 pass
             path = request.split()[1] if len(request.split()) > 1 else b""
-            if path == b"/metrics":
+            if path == b"/metrics" and self.registry is not None:
+                from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # noqa: PLC0415
+
                 status, body, kind = "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST
             elif path == b"/healthz":
                 status = "200 OK" if self.accepting else "503 Service Unavailable"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+if TYPE_CHECKING:  # cryptography takes seconds to import on a Pi: only CRL users pay
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 # TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all modern already.
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
@@ -67,6 +68,8 @@ def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket, use: Identity = "cn
 
 
 def _load_crl(crl: Path) -> x509.CertificateRevocationList:
+    from cryptography import x509  # noqa: PLC0415 - see the import above
+
     try:
         data = crl.read_bytes()
         if b"-----BEGIN" in data:
@@ -78,6 +81,8 @@ def _load_crl(crl: Path) -> x509.CertificateRevocationList:
 
 def load_crl_serials(crl: Path, ca: Path | None = None) -> set[int]:
     """The revoked serial numbers; with `ca`, the CRL must be signed by that CA."""
+    from cryptography import x509  # noqa: PLC0415
+
     loaded = _load_crl(crl)
     if ca is not None:
         try:
@@ -92,6 +97,8 @@ def load_crl_serials(crl: Path, ca: Path | None = None) -> set[int]:
 
 def certificate_serial(cert_der: bytes) -> int:
     """The serial number of a DER certificate (`getpeercert(binary_form=True)`)."""
+    from cryptography import x509  # noqa: PLC0415
+
     return x509.load_der_x509_certificate(cert_der).serial_number
 
 
