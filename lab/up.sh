@@ -119,6 +119,9 @@ for entry in "${wanted[@]}"; do
     degraded) log "$name is degraded: $(docker exec "$LAB_NAME-$name" systemctl --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')" ;;
     *) die "$name did not finish booting within $((30 + 3 * hosts)) s (state: ${state:-unknown})" ;;
   esac
+  # Docker's --tmpfs /run is a private mount; systemd needs it shared so a unit's
+  # LoadCredential= files reach the service (systemd#38103). A real Pi boots with it shared.
+  docker exec "$LAB_NAME-$name" mount --make-shared /run
 done
 
 created=()
