@@ -16,15 +16,26 @@
     # ... and in tls: require_client_cert = true, identity = "cn" (or "san-dns"...)
     allow_anonymous = false          # overrides the top-level switch for this listener
     client_id_is_identity = true     # a certificate's identity must be the client id
-    proxy_protocol = "off"           # "v1", "v2", "any": required from trusted_proxies
+    proxy_protocol = "off"           # "v1", "v2", "any": required from trusted_proxies;
+                                     # with tls: the header first, then the handshake
     trusted_proxies = ["10.0.0.0/29"]
     proxy_tls_identity = false       # true: PROXY v2 SSL CN is the identity
 
     [limits]                         # every field of roost.broker.settings.Settings
     max_packet_size = 1048576
 
-Later issues add `acl_file`, TLS listeners and `[cluster]` peers: unknown keys are
-refused, so each of them must be declared here first.
+    [[listener]]                     # where the other cluster nodes connect
+    name = "cluster"
+    bind = ":8884"
+    tls = { cert = "broker-1.crt", key = "broker-1.key", ca = "ca.crt", crl = "crl.pem" }
+    cluster = true                   # only "node:<peer>" certificates of [cluster].peers
+
+    [cluster]                        # and [[bridge]]: see roost.broker.cluster_config
+    node = "broker-1"
+    peers = [ { name = "broker-2", host = "10.0.0.12", port = 8884 } ]
+    tls = { cert = "broker-1.crt", key = "broker-1.key", ca = "ca.crt" }
+
+Unknown keys are refused, so each new one must be declared here first.
 """
 
 from __future__ import annotations
@@ -34,15 +45,19 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.broker.settings import MAX_PACKET, NEVER, Settings
 
+if TYPE_CHECKING:
+    from roost.broker.cluster_config import BridgeConfig, ClusterConfig
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TOP = {"data_dir", "durability", "commit_interval_ms", "allow_anonymous", "sys_interval",
-        "log_level", "listener", "limits", "acl_file", "password_file", "metrics"}
+        "log_level", "listener", "limits", "acl_file", "password_file", "metrics",
+        "cluster", "bridge"}
 _LISTENER = {"bind", "name", "tls", "allow_anonymous", "client_id_is_identity",
-             "proxy_protocol", "trusted_proxies", "proxy_tls_identity"}
+             "proxy_protocol", "trusted_proxies", "proxy_tls_identity", "cluster"}
 _TLS = {"cert", "key", "ca", "crl", "require_client_cert", "identity"}
 IDENTITIES = ("cn", "san-dns", "san-uri", "san-email")
 PROXY_MODES = ("off", "v1", "v2", "any")
@@ -89,6 +104,7 @@ class Listener:
     proxy_protocol: str = "off"
     trusted_proxies: tuple[str, ...] = ()
     proxy_tls_identity: bool = False
+    cluster: bool = False  # only the [cluster] peers' node certificates may connect
 
     @property
     def loopback(self) -> bool:
@@ -114,6 +130,8 @@ class Config:
     settings: Settings = field(default_factory=Settings)
     password_file: Path | None = None
     metrics: Listener | None = None  # where /metrics and /healthz are served over HTTP
+    cluster: ClusterConfig | None = None
+    bridges: tuple[BridgeConfig, ...] = ()  # external brokers
 
     def anonymous(self, listener: Listener) -> bool:
         """Whether this listener accepts clients without credentials."""
@@ -240,9 +258,12 @@ def _build(doc: dict[str, Any]) -> Config:
     settings = Settings(allow_anonymous=_get(doc, "allow_anonymous", bool, False),
                         sys_interval=float(sys_interval), **values)
     password_file = _get(doc, "password_file", str, None)
+    from roost.broker import cluster_config  # noqa: PLC0415 - it imports this module
+
     return Config(listeners, Path(data_dir) if data_dir else None, durability,
                   interval / 1000, log_level, Path(acl_file) if acl_file else None, settings,
-                  Path(password_file) if password_file else None, _metrics(doc))
+                  Path(password_file) if password_file else None, _metrics(doc),
+                  cluster_config.cluster(doc, listeners), cluster_config.bridges(doc))
 
 
 def _metrics(doc: dict[str, Any]) -> Listener | None:
@@ -290,9 +311,9 @@ def _listener(item: dict[str, Any], i: int) -> Listener:
     if proxy != "off" and not trusted:
         raise _KeyError("proxy_protocol needs trusted_proxies", "listener", "proxy_protocol", i)
     tls = get("tls", dict, None)
-    if tls is not None and proxy != "off":
-        raise _KeyError("proxy_protocol on a tls listener is not supported: let the proxy "
-                        "end TLS (proxy_tls_identity = true)", "listener", "proxy_protocol", i)
+    if tls is not None and get("proxy_tls_identity", bool, False):
+        raise _KeyError("proxy_tls_identity is for a proxy that ends TLS; this listener "
+                        "ends TLS itself (tls = {...})", "listener", "proxy_tls_identity", i)
     if get("proxy_tls_identity", bool, False) and proxy not in ("v2", "any"):
         raise _KeyError("proxy_tls_identity needs proxy_protocol \"v2\" or \"any\"",
                         "listener", "proxy_tls_identity", i)
@@ -302,7 +323,8 @@ def _listener(item: dict[str, Any], i: int) -> Listener:
         allow_anonymous=get("allow_anonymous", bool, None),
         client_id_is_identity=get("client_id_is_identity", bool, True),
         proxy_protocol=proxy, trusted_proxies=tuple(trusted),
-        proxy_tls_identity=get("proxy_tls_identity", bool, False))
+        proxy_tls_identity=get("proxy_tls_identity", bool, False),
+        cluster=get("cluster", bool, False))
 
 
 def _tls(table: dict[str, Any], i: int) -> TlsFiles:
