@@ -85,7 +85,8 @@ def _spawn(name: str, cmd: list[str], ready: re.Pattern[str]) -> tuple[Broker, r
     return Broker(name, 0, proc, log), found[0]
 
 
-def start_mosquitto(data: Path) -> Broker:
+def start_mosquitto(data: Path, extra: str = "") -> Broker:
+    """extra: more mosquitto.conf lines, applied to the one listener."""
     # Mosquitto cannot bind port 0: pick a free port, retry if someone takes it first.
     for _attempt in range(5):
         port = free_port()
@@ -98,6 +99,7 @@ def start_mosquitto(data: Path) -> Broker:
             f"persistence_location {data}/\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            + extra
         )
         try:
             broker, _ = _spawn("mosquitto", ["mosquitto", "-c", str(conf)], MOSQUITTO_READY)
@@ -110,9 +112,16 @@ def start_mosquitto(data: Path) -> Broker:
     raise BrokerNotReady("mosquitto: no free port after 5 attempts")
 
 
-def start_roost(data: Path, python: str) -> Broker:
-    cmd = [python, "-m", "roost", "broker", "run", "--bind", f"{HOST}:0",
-           "--allow-anonymous", "--data-dir", str(data)]
+def start_roost(data: Path, python: str, extra: str = "") -> Broker:
+    """extra: more TOML for a config file (top-level keys, then tables such as [limits])."""
+    if extra:
+        conf = data / "roost.toml"
+        conf.write_text(f'data_dir = "{data}"\nallow_anonymous = true\n{extra}\n'
+                        f'[[listener]]\nbind = "{HOST}:0"\n')
+        cmd = [python, "-m", "roost", "broker", "run", "--config", str(conf)]
+    else:
+        cmd = [python, "-m", "roost", "broker", "run", "--bind", f"{HOST}:0",
+               "--allow-anonymous", "--data-dir", str(data)]
     broker, m = _spawn("roost", cmd, ROOST_READY)
     broker.port = int(m.group(1))
     return broker
