@@ -38,6 +38,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("roost.broker")
 
 HTTP_TIMEOUT = 5.0  # seconds for a scraper to send its request
+_WALL0, _MONO0 = time.time(), time.monotonic()
+
+
+def clock() -> float:
+    """The engine's `now`: wall time at start plus monotonic time since. A Pi without a
+    real-time clock steps its clock by months when NTP syncs after boot; keepalive, will
+    delay and expiry timers must neither fire nor stall because of it. Deadlines kept in
+    the store are wall times, re-anchored at the next start."""
+    return _WALL0 + (time.monotonic() - _MONO0)
 HTTP_TIMEOUT = 5.0  # seconds for a scraper to send its request
 MAX_PROXY_HEADER = 16 + 4096  # HAProxy's TLVs (SSL, CN, ALPN) are far shorter
 
@@ -127,7 +136,7 @@ class _Protocol(asyncio.Protocol):
     def attach(self, identity: str | None) -> None:
         """The transport is ready for MQTT: hand it to the engine."""
         self.conn = conn = self.server.broker.connection_made(
-            self.peer, time.time(), identity=identity, auth=self.listener.auth)
+            self.peer, clock(), identity=identity, auth=self.listener.auth)
         conn.handle = self
         if conn.closing:  # over max_connections
             self.server.flush()
@@ -138,13 +147,13 @@ class _Protocol(asyncio.Protocol):
             self._proxy_header(data)
             return
         server = self.server
-        server.broker.data_received(conn, data, time.time())
+        server.broker.data_received(conn, data, clock())
         server.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         conn = self.conn
         if conn is not None:
-            self.server.broker.connection_lost(conn, time.time())
+            self.server.broker.connection_lost(conn, clock())
             self.server.flush()
         self.transport = None
 
@@ -181,7 +190,7 @@ class Server:
         self.store = store
         self.strict = config.durability == "strict"
         self.policy = make_policy(config)
-        self.broker = Broker(config.settings, store, now=time.time(), policy=self.policy)
+        self.broker = Broker(config.settings, store, now=clock(), policy=self.policy)
         self.listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
         self.servers: list[asyncio.Server] = []
         self.tls_failures = 0
@@ -303,7 +312,7 @@ class Server:
                 proto.transport.abort()
 
     def _tick(self) -> None:
-        now = time.time()
+        now = clock()
         deadline = self.broker.tick(now)
         self.flush()
         if self._watchdog is not None and now >= self._watchdog_at:
@@ -348,7 +357,7 @@ class Server:
             srv.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        self.broker.shutdown(time.time())
+        self.broker.shutdown(clock())
         self.flush()
         if self._commit_handle is not None:
             self._commit_handle.cancel()
