@@ -1,21 +1,24 @@
-"""Topic names and topic filters (MQTT 5.0 sections 4.7 and 4.8): validation, the
-`$share/{group}/{filter}` syntax, the reference matcher the router is tested against, and
-the upkeep of the tries keyed by topic level that the router and retained index walk."""
+"""Topic names and topic filters (MQTT 5.0 sections 4.7 and 4.8): the broker's limits on
+top of the codec's syntax (`roost.mqtt.topic_syntax`), the `$share/{group}/{filter}` parts,
+the reference matcher the router is tested against, and the upkeep of the tries keyed by
+topic level that the router and retained index walk."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from roost.mqtt import topic_syntax
+
 MAX_TOPIC_LEVELS = 128  # default limit; deep topics only cost memory in the tries
 MAX_TOPIC_LENGTH = 65535  # UTF-8 bytes, the size of an MQTT string
-SHARE_PREFIX = "$share/"
+SHARE_PREFIX = topic_syntax.SHARE_PREFIX
 
 
-def _valid(topic: str, max_levels: int, wildcards: bool) -> bool:
-    if not topic or "\0" in topic:
-        return False
-    if len(topic) > MAX_TOPIC_LENGTH:
+def _within_limits(topic: str, max_levels: int) -> bool:
+    """The broker's limits on top of the codec's syntax: no U+0000, at most
+    MAX_TOPIC_LENGTH bytes of UTF-8, at most max_levels levels."""
+    if "\0" in topic or len(topic) > MAX_TOPIC_LENGTH:
         return False
     if not topic.isascii():
         try:
@@ -23,37 +26,20 @@ def _valid(topic: str, max_levels: int, wildcards: bool) -> bool:
                 return False
         except UnicodeEncodeError:  # lone surrogates are not UTF-8
             return False
-    if topic.count("/") >= max_levels:
-        return False
-    if "+" not in topic and "#" not in topic:
-        return True
-    if not wildcards:
-        return False
-    levels = topic.split("/")
-    last = len(levels) - 1
-    for i, level in enumerate(levels):
-        if level == "#":
-            if i != last:
-                return False
-        elif level != "+" and ("+" in level or "#" in level):
-            return False
-    return True
+    return topic.count("/") < max_levels
 
 
 def valid_topic_name(topic: str, *, max_levels: int = MAX_TOPIC_LEVELS) -> bool:
     """A name a client may PUBLISH to: non-empty, no wildcards, no U+0000."""
-    return _valid(topic, max_levels, wildcards=False)
+    return topic_syntax.valid_topic_name(topic) and _within_limits(topic, max_levels)
 
 
 def valid_topic_filter(topic_filter: str, *, max_levels: int = MAX_TOPIC_LEVELS) -> bool:
     """A filter a client may SUBSCRIBE to, plain or `$share/{group}/{filter}`."""
-    if len(topic_filter) > MAX_TOPIC_LENGTH:
+    if len(topic_filter) > MAX_TOPIC_LENGTH or not topic_syntax.valid_topic_filter(topic_filter):
         return False
-    try:
-        _, inner = parse_shared(topic_filter)
-    except ValueError:
-        return False
-    return _valid(inner, max_levels, wildcards=True)
+    _, inner = parse_shared(topic_filter)  # well formed: the syntax check passed
+    return _within_limits(inner, max_levels)
 
 
 def parse_shared(topic_filter: str) -> tuple[str | None, str]:
