@@ -9,9 +9,12 @@ leaves, in batched mode `commit_interval` after the first uncommitted change.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import socket
 import sqlite3
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -29,11 +32,21 @@ from roost.mqtt.packets import ReasonCode
 from roost.security.acl import Acl
 from roost.security.errors import LineError
 from roost.security.passwd import PasswordFile
-from roost.security.proxy import ProxyError, parse_proxy
+from roost.security.proxy import (
+    V1_MAX,
+    V1_PREFIX,
+    V2_HEADER,
+    V2_SIGNATURE,
+    ProxyError,
+    ProxyInfo,
+    parse_proxy,
+)
 from roost.security.tls import TlsError, certificate_serial, peer_identity
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from roost.broker.links import Links
 
 log = logging.getLogger("roost.broker")
 
@@ -54,14 +67,25 @@ MAX_PROXY_HEADER = 16 + 4096  # HAProxy's TLVs (SSL, CN, ALPN) are far shorter
 MAX_WRITE_BUFFER = 64 * 1024 * 1024
 
 
-class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "listener", "peer", "pending", "serial", "server", "transport")
+def _forwarded(info: ProxyInfo) -> str | None:
+    """The client's HOST:PORT a PROXY header names; None for LOCAL and UNKNOWN."""
+    if info.source_addr is None:
+        return None
+    host = f"[{info.source_addr}]" if ":" in info.source_addr else info.source_addr
+    return f"{host}:{info.source_port}"
 
-    def __init__(self, server: Server, listener: ListenerState) -> None:
+
+class _Protocol(asyncio.Protocol):
+    __slots__ = ("conn", "forwarded", "listener", "peer", "pending", "serial", "server",
+                 "transport")
+
+    def __init__(self, server: Server, listener: ListenerState,
+                 forwarded: str | None = None) -> None:
         self.server = server
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
+        self.forwarded = forwarded  # a TLS listener's PROXY address, read before the handshake
         self.peer = ""
         self.serial: int | None = None  # the client certificate's, for CRL reloads
         self.pending = b""  # bytes before a complete PROXY header
@@ -84,7 +108,10 @@ class _Protocol(asyncio.Protocol):
             self.serial = None if der is None else certificate_serial(der)
             identity = peer_identity(sslobj, tls.identity)
         proxy = self.listener.proxy
-        if proxy is None:
+        if proxy is None or tls is not None:  # TLS: PROXY was read before the handshake
+            if self.forwarded is not None:
+                log.debug("%s is %s by PROXY", self.peer, self.forwarded)
+                self.peer = self.forwarded
             self.attach(identity)
         elif not isinstance(peer, tuple) or not proxy.trusted(peer[0]):
             log.warning("closing %s: not a trusted proxy on %s", self.peer,
@@ -122,9 +149,7 @@ class _Protocol(asyncio.Protocol):
             return
         rest, self.pending = self.pending[used:], b""
         proxied = self.peer
-        if info.source_addr is not None:
-            host = f"[{info.source_addr}]" if ":" in info.source_addr else info.source_addr
-            self.peer = f"{host}:{info.source_port}"
+        self.peer = _forwarded(info) or self.peer
         log.debug("%s is %s by PROXY v%d", proxied, self.peer, info.version)
         identity = None
         if self.listener.config.proxy_tls_identity and info.ssl_verified:
@@ -158,6 +183,41 @@ class _Protocol(asyncio.Protocol):
         self.transport = None
 
 
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                        size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise ProxyError("closed inside the PROXY header")
+        data += chunk
+    return data
+
+
+async def _read_proxy(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                      wanted: str) -> ProxyInfo:
+    """Read a PROXY header and not one byte more: what follows is the client's TLS."""
+    data = await _recv_exactly(loop, sock, len(V1_PREFIX))
+    if data == V1_PREFIX:  # a CRLF-ended line: byte by byte, at most V1_MAX
+        while not data.endswith(b"\r\n") and len(data) < V1_MAX:
+            data += await _recv_exactly(loop, sock, 1)
+    elif V2_SIGNATURE.startswith(data):
+        data += await _recv_exactly(loop, sock, V2_HEADER - len(data))
+        length = int.from_bytes(data[V2_HEADER - 2:V2_HEADER], "big")
+        if not data.startswith(V2_SIGNATURE):
+            raise ProxyError("no PROXY protocol header")
+        if V2_HEADER + length > MAX_PROXY_HEADER:
+            raise ProxyError("PROXY header too long")
+        data += await _recv_exactly(loop, sock, length)
+    try:
+        info, _ = parse_proxy(data)  # a TLS ClientHello instead of a header fails here
+    except InsufficientData:
+        raise ProxyError("PROXY v1 line too long or not ended by CRLF") from None
+    if wanted not in ("any", f"v{info.version}"):
+        raise ProxyError(f"PROXY v{info.version} where {wanted} is configured")
+    return info
+
+
 def open_store(config: Config) -> Store:
     if config.data_dir is None:
         log.warning("no data_dir: retained messages and sessions will not survive a restart")
@@ -179,9 +239,10 @@ def load_passwords(path: Path) -> PasswordFile:
 def make_policy(config: Config) -> Policy:
     allow = config.settings.allow_anonymous
     passwords = None if config.password_file is None else load_passwords(config.password_file)
+    nodes = frozenset() if config.cluster is None else config.cluster.peer_identities()
     if config.acl_file is None:
-        return AnonymousPolicy(allow, passwords)
-    return AclPolicy(allow, load_acl(config.acl_file), passwords)
+        return AnonymousPolicy(allow, passwords, nodes)
+    return AclPolicy(allow, load_acl(config.acl_file), passwords, nodes)
 
 
 class Server:
@@ -193,6 +254,8 @@ class Server:
         self.broker = Broker(config.settings, store, now=clock(), policy=self.policy)
         self.listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
         self.servers: list[asyncio.Server] = []
+        self._accepting: list[tuple[socket.socket, asyncio.Task[None]]] = []  # PROXY + TLS
+        self._handshakes: set[asyncio.Task[None]] = set()
         self.tls_failures = 0
         self.accepting = False  # what /healthz reports: listening and not shutting down
         self.registry: CollectorRegistry | None = None  # made with the metrics endpoint
@@ -200,6 +263,7 @@ class Server:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
         self._watchdog_at = 0.0
+        self.links: Links | None = None  # cluster peers and external bridges
 
     async def start_http(self) -> tuple[str, int] | None:
         """Serve /metrics and /healthz on the `metrics` address; returns it once bound."""
@@ -231,7 +295,7 @@ class Server:
                 status, body, kind = "200 OK", generate_latest(self.registry), CONTENT_TYPE_LATEST
             elif path == b"/healthz":
                 status = "200 OK" if self.accepting else "503 Service Unavailable"
-                body, kind = status.encode() + b"\n", "text/plain"
+                body, kind = self.health().encode() + b"\n", "application/json"
             else:
                 status, body, kind = "404 Not Found", b"not found\n", "text/plain"
             writer.write(f"HTTP/1.0 {status}\r\nContent-Type: {kind}\r\n"
@@ -243,11 +307,26 @@ class Server:
         finally:
             writer.close()
 
+    def health(self) -> str:
+        """/healthz: accepting clients (the status code) and each cluster bridge's state."""
+        links = self.links
+        return json.dumps({
+            "accepting": self.accepting, "node": "" if links is None else links.node,
+            "bridges": {} if links is None else links.peers(),
+            "external_bridges": {} if links is None else links.bridges()})
+
     async def start(self) -> list[tuple[str, int]]:
         """Listen on every configured address; returns the bound (host, port) pairs."""
         loop = asyncio.get_running_loop()
+        if self.config.cluster is not None or self.config.bridges:
+            from roost.broker.links import Links  # noqa: PLC0415 - clusters and bridges only
+
+            self.links = Links(self)  # its engine hooks are in place for the first client
         bound = []
         for state in self.listeners:
+            if state.tls is not None and state.proxy is not None:
+                bound.append(self._listen_proxied_tls(state))
+                continue
             srv = await loop.create_server(
                 lambda s=state: _Protocol(self, s),
                 state.config.host, state.config.port, backlog=4096, reuse_address=True,
@@ -259,7 +338,71 @@ class Server:
                 bound.append((host, port))
         loop.call_soon(self._tick)  # after the caller has announced READY
         self.accepting = True
+        if self.links is not None:
+            self.links.start()
         return bound
+
+    def _listen_proxied_tls(self, state: ListenerState) -> tuple[str, int]:
+        """A TLS listener behind a TLS-passthrough proxy: the PROXY header comes in clear
+        before the client's handshake, so each socket is read by hand up to the header's
+        last byte, then handed to asyncio's TLS with the listener's usual context."""
+        config = state.config
+        family, _, _, _, address = socket.getaddrinfo(
+            config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.create_server(address[:2], family=family, backlog=4096)
+        sock.setblocking(False)
+        context = state.front_context()
+        assert context is not None
+        task = asyncio.get_running_loop().create_task(self._accept(state, sock, context))
+        self._accepting.append((sock, task))
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    async def _accept(self, state: ListenerState, sock: socket.socket,
+                      context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, address = await loop.sock_accept(sock)
+            except OSError as e:  # out of file descriptors, say: wait rather than spin
+                log.error("accept on %s: %s", state.auth.name, e)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._proxied_handshake(state, client, address, context))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _proxied_handshake(self, state: ListenerState, sock: socket.socket,
+                                 address: tuple[str, int], context: ssl.SSLContext) -> None:
+        """PROXY header from a trusted proxy, then the TLS handshake, then MQTT."""
+        loop = asyncio.get_running_loop()
+        host = f"[{address[0]}]" if ":" in address[0] else address[0]
+        peer = f"{host}:{address[1]}"
+        timeout = self.config.settings.connect_timeout
+        sock.setblocking(False)
+        proxy = state.proxy
+        assert proxy is not None
+        if not proxy.trusted(address[0]):
+            log.warning("closing %s: not a trusted proxy on %s", peer, state.auth.name)
+            sock.close()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                info = await _read_proxy(loop, sock, state.config.proxy_protocol)
+        except (ProxyError, OSError, TimeoutError) as e:
+            why = "no PROXY header in time" if isinstance(e, TimeoutError) else str(e)
+            log.warning("closing %s: %s", peer, why)
+            sock.close()
+            return
+        forwarded = _forwarded(info)
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _Protocol(self, state, forwarded), sock, ssl=context,
+                ssl_handshake_timeout=timeout)
+        except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
+            log.info("TLS handshake with %s (by PROXY from %s) failed: %s",
+                     forwarded or peer, peer, e)
+            sock.close()
 
     def flush(self) -> None:
         store = self.store
@@ -353,8 +496,13 @@ class Server:
         """Close listeners, say goodbye to v5 clients, commit and close the store."""
         sdnotify.notify("STOPPING=1")
         self.accepting = False
+        if self.links is not None:
+            await self.links.stop()
         for srv in self.servers:
             srv.close()
+        for sock, task in self._accepting:
+            task.cancel()
+            sock.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         self.broker.shutdown(clock())
