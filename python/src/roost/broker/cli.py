@@ -61,9 +61,13 @@ def _check_files(config: cfg.Config) -> int:
             load_acl(config.acl_file)
         if config.password_file is not None:
             load_passwords(config.password_file)
-        for listener in config.listeners:
+        metrics = [] if config.metrics is None else [config.metrics]
+        for listener in [*config.listeners, *metrics]:
             if listener.tls is not None:
                 load_tls(listener.tls)
+        for listener in metrics:
+            if not listener.loopback and listener.tls is None:
+                print(f"warning: metrics on {listener} without tls", file=sys.stderr)
     except OSError as e:
         print(f"{e.filename}: {e.strerror}", file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@
     log_level = "info"
 
     password_file = "/etc/roost/passwd"  # mosquitto_passwd format, for service accounts
+    metrics = { bind = "127.0.0.1:9883" }  # /metrics and /healthz; also bind = HOST, port = N
+    # off loopback: metrics.tls = { cert, key, ca, crl, require_client_cert = true }
 
     [[listener]]
     name = "devices"
@@ -270,13 +272,27 @@ def _metrics(doc: dict[str, Any]) -> Listener | None:
     table = _get(doc, "metrics", dict, None)
     if table is None:
         return None
-    unknown = set(table) - {"bind", "port"}
+    unknown = set(table) - {"bind", "port", "tls"}
     if unknown:
         raise _KeyError(f"unknown metrics setting {sorted(unknown)[0]!r}", None, "metrics")
     host, port = table.get("bind", "127.0.0.1"), table.get("port", 9883)
+    if isinstance(host, str) and "port" not in table:  # bind = "HOST:PORT" also works
+        try:
+            where = parse_bind(host)
+            host, port = where.host, where.port
+        except ConfigError:
+            pass  # a bare HOST (or v6 address) with the default port
     if not isinstance(host, str) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise _KeyError("metrics needs bind = \"HOST\" and port = 0..65535", None, "metrics")
-    return Listener(host, port, name="metrics")
+        raise _KeyError("metrics needs bind = \"HOST:PORT\" (or \"HOST\" and port = "
+                        "0..65535)", None, "metrics")
+    tls = table.get("tls")
+    if tls is not None and not isinstance(tls, dict):
+        raise _KeyError("metrics.tls: expected a table", None, "metrics")
+    try:
+        files = None if tls is None else _tls(tls, 0)
+    except _KeyError as e:  # reported on the metrics line
+        raise _KeyError(f"metrics: {e}", None, "metrics") from None
+    return Listener(host, port, name="metrics", tls=files)
 
 
 def _listener(item: dict[str, Any], i: int) -> Listener:

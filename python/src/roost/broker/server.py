@@ -259,6 +259,7 @@ class Server:
         self.tls_failures = 0
         self.accepting = False  # what /healthz reports: listening and not shutting down
         self.registry: CollectorRegistry | None = None  # made with the metrics endpoint
+        self.metrics_listener: ListenerState | None = None  # its TLS, reloaded on SIGHUP
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
@@ -276,7 +277,12 @@ class Server:
 
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(BrokerCollector(self))
-        srv = await asyncio.start_server(self._http, where.host, where.port, reuse_address=True)
+        if not where.loopback and where.tls is None:
+            log.warning("metrics on %s without tls: anyone on the network can read them", where)
+        self.metrics_listener = state = ListenerState(where, anonymous=False)
+        srv = await asyncio.start_server(
+            self._http, where.host, where.port, reuse_address=True, ssl=state.front_context(),
+            ssl_handshake_timeout=HTTP_TIMEOUT if state.tls else None)
         self.servers.append(srv)
         host, port = srv.sockets[0].getsockname()[:2]
         return host, port
@@ -471,10 +477,14 @@ class Server:
         try:
             policy = make_policy(config)
             listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
+            metrics = self.metrics_listener
+            metrics_tls = None if metrics is None else ListenerState(metrics.config, False).tls
         except (OSError, LineError, TlsError) as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
         self.policy = self.broker.policy = policy
+        if metrics is not None:
+            metrics.tls = metrics_tls
         for old, new in zip(self.listeners, listeners, strict=True):
             old.tls = new.tls  # the protocols hold `old`: new handshakes see the new files
         log.info("reloaded certificates, CRLs, ACL and password file")
