@@ -117,13 +117,16 @@ def issue(
     sans: Sequence[str] = (),
     not_after: dt.datetime | None = None,
     name: str | None = None,
+    client_too: bool = False,
 ) -> Issued:
-    """A leaf certificate signed by `ca`; a server gets DNS:localhost and IP:127.0.0.1."""
+    """A leaf certificate signed by `ca`; a server gets DNS:localhost and IP:127.0.0.1;
+    `client_too`: a server certificate that is also a client's (a cluster node's)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     end = not_after or now + 10 * DAY
     names = [*sans, *(["DNS:localhost", "IP:127.0.0.1"] if server and not sans else [])]
     usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    usages = [usage, ExtendedKeyUsageOID.CLIENT_AUTH] if server and client_too else [usage]
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -133,7 +136,7 @@ def issue(
         .not_valid_before(min(now, end) - DAY)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), False
         )

@@ -32,6 +32,7 @@ class Deliverer:
         self.settings = settings
         self.store = store
         self.stats = stats
+        self.queue_limits: dict[str, int] = {}  # client id -> its own max_queued_messages
         # Fan-out encodes a message once per run of same-shaped deliveries: the last
         # encoding is reused while (version, qos, retain, sub_ids, dup, remaining
         # expiry) match, with the packet id patched in at `_pid_at` for QoS > 0.
@@ -53,7 +54,7 @@ class Deliverer:
                 and len(s.inflight) < conn.send_quota:
             self._launch(s, conn, out, True, now)
             return
-        limit = self.settings.max_queued_messages
+        limit = self.queue_limits.get(s.client_id, self.settings.max_queued_messages)
         if limit and len(s.queue) >= limit:
             self.stats.dropped_queue_full += 1
             return

@@ -90,6 +90,12 @@ class Broker:
         self.lifecycle = Lifecycle(self)
         self.subscriptions = Subscriptions(self)
         self.router.available = self._available
+        # The cluster (roost.broker.cluster) and external bridges: client ids of the
+        # peers' bridge sessions and of the external bridges' local sessions, and hooks.
+        self.peer_ids: frozenset[str] = frozenset()
+        self.bridge_ids: frozenset[str] = frozenset()
+        self.stamp: Callable[[Message, float], Message] | None = None  # retained LWW
+        self.on_connect: Callable[[Connection, float], None] | None = None  # takeover
         self._max_levels = settings.max_topic_levels
         self._max_length = settings.max_topic_length
         self._max_chars = settings.max_topic_length // 4  # shorter is short enough in UTF-8
@@ -200,9 +206,13 @@ class Broker:
 
     # -- publishing ---------------------------------------------------------------
 
-    def publish(self, msg: Message, publisher: str | None, now: float) -> bool:
-        """Retain if asked, route to subscribers; True if anyone matched."""
+    def publish(self, msg: Message, publisher: str | None, now: float, *,
+                from_peer: bool = False) -> bool:
+        """Retain if asked, route to subscribers; True if anyone matched. `from_peer`:
+        it came over a cluster bridge, so it goes to local subscribers only."""
         if msg.retain:
+            if self.stamp is not None and not from_peer:
+                msg = self.stamp(msg, now)
             topic = msg.topic
             keep = not topic.startswith("$SYS/")  # rebuilt every sys_interval anyway
             if msg.payload:
@@ -211,12 +221,20 @@ class Broker:
                     self.store.set_retained(topic, msg)
             elif self.retained.delete(topic) and keep:
                 self.store.set_retained(topic, None)
-        return self.route(msg, publisher, now)
+        return self.route(msg, publisher, now, from_peer=from_peer)
 
-    def route(self, msg: Message, publisher: str | None, now: float) -> bool:
+    def route(self, msg: Message, publisher: str | None, now: float, *,
+              from_peer: bool = False) -> bool:
         matches = self.router.match(msg.topic, publisher)
         if not matches:
             return False
+        if self.peer_ids and (from_peer or publisher in self.bridge_ids):
+            # One hop: what came from a peer or an external bridge never goes to a peer,
+            # and what came from a peer never goes out on an external bridge.
+            skip = self.peer_ids | self.bridge_ids if from_peer else self.peer_ids
+            matches = [m for m in matches if m[0] not in skip]
+            if not matches:
+                return False
         sessions = self.sessions
         if self.policy.checks_reads:
             matches = self._readable(matches, msg.topic)

@@ -170,6 +170,8 @@ class Lifecycle:
                  "5" if v5 else "3.1.1", conn.username)
         if present:
             self.broker.deliverer.resend(s, now)
+        if self.broker.on_connect is not None:
+            self.broker.on_connect(conn, now)
 
     def _refuse(self, conn: Connection, reason: ReasonCode, why: str) -> None:
         log.info("refusing CONNECT from %s: %s", conn.peer, why)

@@ -40,7 +40,8 @@ class ListenerState:
 
     def __init__(self, config: Listener, anonymous: bool) -> None:
         self.config = config
-        self.auth = ListenerAuth(config.name, anonymous, config.client_id_is_identity)
+        self.auth = ListenerAuth(config.name, anonymous, config.client_id_is_identity,
+                                 config.cluster)
         self.proxy = (None if config.proxy_protocol == "off"
                       else ProxyPolicy(config.trusted_proxies))
         self.tls = None if config.tls is None else load_tls(config.tls)

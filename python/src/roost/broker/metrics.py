@@ -62,3 +62,15 @@ class BrokerCollector(Collector):
             if state.tls is not None:
                 expiry.add_metric([state.auth.name], state.tls.expires)
         yield expiry
+        links = server.links
+        if links is not None:
+            up = GaugeMetricFamily("roost_bridge_up", "1 while the bridge to a cluster peer "
+                                   "is connected", labels=["peer"])
+            for peer, connected in links.peers().items():
+                up.add_metric([peer], int(connected))
+            yield up
+            ext = GaugeMetricFamily("roost_external_bridge_up", "1 while an external bridge "
+                                    "is connected", labels=["bridge"])
+            for name, connected in links.bridges().items():
+                ext.add_metric([name], int(connected))
+            yield ext

@@ -26,6 +26,7 @@ class ListenerAuth:
     name: str = ""
     allow_anonymous: bool = False
     client_id_is_identity: bool = True  # a certificate's identity must be the client id
+    cluster: bool = False  # only the cluster's peer nodes may connect here
 
 
 class Policy(Protocol):
@@ -49,18 +50,32 @@ class AnonymousPolicy:
     becomes its username; otherwise a username and password from `passwords`; otherwise
     it is anonymous, which its listener (or `allow_anonymous`) must allow.
 
-    Clients may not publish into `$SYS/`, which only the broker writes.
+    Clients may not publish into `$SYS/`, which only the broker writes, nor use
+    `$cluster/`. The cluster identities (`cluster_ids`, "node:<peer>") connect on
+    cluster listeners only, and nothing else does; a node may read everything (it
+    delivers to its own clients under its own ACL).
     """
 
     checks_reads = False
 
-    def __init__(self, allow_anonymous: bool, passwords: PasswordFile | None = None) -> None:
+    def __init__(self, allow_anonymous: bool, passwords: PasswordFile | None = None,
+                 cluster_ids: frozenset[str] = frozenset()) -> None:
         self.allow_anonymous = allow_anonymous
         self.passwords = passwords
+        self.cluster_ids = cluster_ids
 
     def authenticate(self, conn: Connection, connect: Connect) -> tuple[ReasonCode, str]:
         auth = conn.auth
         identity = conn.identity
+        on_cluster = auth is not None and auth.cluster
+        if on_cluster or conn.client_id in self.cluster_ids:
+            if not on_cluster or identity not in self.cluster_ids \
+                    or conn.client_id != identity:
+                log.warning("refusing %s: %r (certificate %r) is not a cluster peer here",
+                            conn.peer, conn.client_id, identity)
+                return ReasonCode.NOT_AUTHORIZED, "not authorized: not a cluster peer"
+            conn.username = identity
+            return ReasonCode.SUCCESS, ""
         if identity is not None:
             if (auth is None or auth.client_id_is_identity) and conn.client_id != identity:
                 log.warning("refusing %s: client id %r is not its certificate identity %r",
@@ -81,10 +96,10 @@ class AnonymousPolicy:
         return ReasonCode.NOT_AUTHORIZED, ANONYMOUS_OFF
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool:
-        return not topic.startswith("$SYS/")
+        return not topic.startswith(("$SYS/", "$cluster/"))
 
     def authorize_subscribe(self, conn: Connection, topic_filter: str) -> bool:
-        return True
+        return not topic_filter.startswith("$cluster/") or conn.client_id in self.cluster_ids
 
     def authorize_read(self, client_id: str, username: str | None, topic: str) -> bool:
         return True
@@ -97,8 +112,9 @@ class AclPolicy(AnonymousPolicy):
     checks_reads = True
 
     def __init__(self, allow_anonymous: bool, acl: Acl,
-                 passwords: PasswordFile | None = None) -> None:
-        super().__init__(allow_anonymous, passwords)
+                 passwords: PasswordFile | None = None,
+                 cluster_ids: frozenset[str] = frozenset()) -> None:
+        super().__init__(allow_anonymous, passwords, cluster_ids)
         self.acl = acl
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool:
@@ -106,8 +122,12 @@ class AclPolicy(AnonymousPolicy):
         return super().authorize_publish(conn, topic) and acl.check(topic, Access.WRITE).allowed
 
     def authorize_subscribe(self, conn: Connection, topic_filter: str) -> bool:
+        if conn.client_id in self.cluster_ids:
+            return super().authorize_subscribe(conn, topic_filter)
         acl = self.acl.client(conn.client_id, conn.username)
-        return acl.check(topic_filter, Access.SUBSCRIBE).allowed
+        return super().authorize_subscribe(conn, topic_filter) and \
+            acl.check(topic_filter, Access.SUBSCRIBE).allowed
 
     def authorize_read(self, client_id: str, username: str | None, topic: str) -> bool:
-        return self.acl.client(client_id, username).can_read(topic)
+        return client_id in self.cluster_ids or self.acl.client(client_id, username).can_read(
+            topic)

@@ -105,3 +105,20 @@ def certificate_serial(cert_der: bytes) -> int:
 def revoked(cert_der: bytes, serials: set[int] | frozenset[int]) -> bool:
     """Whether a connected client's certificate (`getpeercert(binary_form=True)`) is revoked."""
     return certificate_serial(cert_der) in serials
+
+
+def client_context(cert: Path | None, key: Path | None, ca: Path,
+                   crl: Path | None = None) -> ssl.SSLContext:
+    """A TLS 1.2+ client context for the broker's own outgoing connections (cluster and
+    external bridges): the server is verified against `ca` and its host name."""
+    try:
+        context = ssl.create_default_context(cafile=str(ca))  # this CA only, not the system's
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert is not None and key is not None:
+            context.load_cert_chain(cert, key)
+        if crl is not None:
+            context.load_verify_locations(cafile=crl)
+            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"cannot load TLS files: {exc}") from exc
+    return context

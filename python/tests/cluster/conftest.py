@@ -1,0 +1,20 @@
+"""A three-node mesh shared by the tests that leave it as they found it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .mesh import Mesh
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    found = Mesh(Path(tmp_path_factory.mktemp("mesh")), 3)
+    try:
+        found.start()
+        yield found
+    finally:
+        found.stop()
