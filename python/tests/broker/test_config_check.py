@@ -57,6 +57,7 @@ BAD = [
     ('allow_anonymous = true\n[[listener]]\nbind = "0.0.0.0:1883"\n', 1, "loopback"),
     ('durability = \n', 1, "Invalid"),
     ('sys_interval = -1\n', 1, "sys_interval"),
+    ('shutdown_grace = -1\n', 1, "shutdown_grace must be between"),
     ('[[listener]]\nbind = "0.0.0.0:1883"\n', 2, "plain TCP is only allowed on loopback"),
     ('[[listener]]\nbind = "127.0.0.1:1"\n[[listener]]\nbind = "10.0.0.1:8883"\n'
      'tls = { cert = "s.crt", key = "s.key", ca = "ca.crt" }\nallow_anonymous = true\n', 6,

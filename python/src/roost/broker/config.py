@@ -6,6 +6,7 @@
     allow_anonymous = false          # only allowed when every listener is loopback
     sys_interval = 10                # seconds between $SYS updates; 0: off
     log_level = "info"
+    shutdown_grace = 0               # seconds of /healthz 503 after SIGTERM, still serving
 
     password_file = "/etc/roost/passwd"  # mosquitto_passwd format, for service accounts
     metrics = { bind = "127.0.0.1:9883" }  # /metrics and /healthz; also bind = HOST, port = N
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _TOP = {"data_dir", "durability", "commit_interval_ms", "allow_anonymous", "sys_interval",
         "log_level", "listener", "limits", "acl_file", "password_file", "metrics",
-        "cluster", "bridge"}
+        "cluster", "bridge", "shutdown_grace"}
 _LISTENER = {"bind", "name", "tls", "allow_anonymous", "client_id_is_identity",
              "proxy_protocol", "trusted_proxies", "proxy_tls_identity", "cluster"}
 _TLS = {"cert", "key", "ca", "crl", "require_client_cert", "identity"}
@@ -134,6 +135,7 @@ class Config:
     metrics: Listener | None = None  # where /metrics and /healthz are served over HTTP
     cluster: ClusterConfig | None = None
     bridges: tuple[BridgeConfig, ...] = ()  # external brokers
+    shutdown_grace: float = 0.0  # seconds /healthz says 503 before the listeners close
 
     def anonymous(self, listener: Listener) -> bool:
         """Whether this listener accepts clients without credentials."""
@@ -265,7 +267,16 @@ def _build(doc: dict[str, Any]) -> Config:
     return Config(listeners, Path(data_dir) if data_dir else None, durability,
                   interval / 1000, log_level, Path(acl_file) if acl_file else None, settings,
                   Path(password_file) if password_file else None, _metrics(doc),
-                  cluster_config.cluster(doc, listeners), cluster_config.bridges(doc))
+                  cluster_config.cluster(doc, listeners), cluster_config.bridges(doc),
+                  shutdown_grace=_shutdown_grace(doc))
+
+
+def _shutdown_grace(doc: dict[str, Any]) -> float:
+    grace = _get(doc, "shutdown_grace", (int, float), 0)
+    if not 0 <= grace <= 3600:
+        raise _KeyError("shutdown_grace must be between 0 and 3600 seconds", None,
+                        "shutdown_grace")
+    return float(grace)
 
 
 def _metrics(doc: dict[str, Any]) -> Listener | None:

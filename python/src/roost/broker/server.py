@@ -9,6 +9,7 @@ leaves, in batched mode `commit_interval` after the first uncommitted change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -260,6 +261,7 @@ class Server:
         self.accepting = False  # what /healthz reports: listening and not shutting down
         self.registry: CollectorRegistry | None = None  # made with the metrics endpoint
         self.metrics_listener: ListenerState | None = None  # its TLS, reloaded on SIGHUP
+        self.http_server: asyncio.Server | None = None  # closed last: 503 while stopping
         self._commit_handle: asyncio.TimerHandle | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._watchdog = sdnotify.watchdog_period()  # systemd WatchdogSec, halved
@@ -283,7 +285,7 @@ class Server:
         srv = await asyncio.start_server(
             self._http, where.host, where.port, reuse_address=True, ssl=state.front_context(),
             ssl_handshake_timeout=HTTP_TIMEOUT if state.tls else None)
-        self.servers.append(srv)
+        self.http_server = srv
         host, port = srv.sockets[0].getsockname()[:2]
         return host, port
 
@@ -522,6 +524,8 @@ class Server:
             self._commit_handle = None
         await asyncio.sleep(0)  # let transports hand their last bytes to the kernel
         self.store.close()
+        if self.http_server is not None:  # /healthz said 503 all along
+            self.http_server.close()
 
 
 async def serve(config: Config) -> None:
@@ -542,6 +546,13 @@ async def serve(config: Config) -> None:
         print(f"roost broker listening on {shown[-1]}", file=sys.stderr, flush=True)
     sdnotify.notify("READY=1", f"STATUS=listening on {', '.join(shown)}")
     await stop.wait()
+    server.accepting = False  # /healthz: 503 from now on
+    if config.shutdown_grace > 0:  # time for health checks to send new clients elsewhere
+        log.info("shutting down in %gs (health checks fail meanwhile; signal again: now)",
+                 config.shutdown_grace)
+        stop.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.shutdown_grace)
     log.info("shutting down")
     await server.stop()
 
