@@ -125,3 +125,10 @@ def start_roost(data: Path, python: str, extra: str = "") -> Broker:
     broker, m = _spawn("roost", cmd, ROOST_READY)
     broker.port = int(m.group(1))
     return broker
+
+
+def restart(broker: Broker, data: Path, python: str) -> None:
+    """SIGTERM, then the same broker on the same data directory (a new port), in place."""
+    broker.stop()
+    again = start_mosquitto(data) if broker.name == "mosquitto" else start_roost(data, python)
+    broker.proc, broker.port, broker.log = again.proc, again.port, broker.log + again.log

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
-from .brokers import Broker
+from .brokers import Broker, restart
 from .clients import MosquittoSub, Peer, mprops, publish_once, user_props
 
 
@@ -88,3 +90,17 @@ def test_will_delay_cancelled_by_reconnect(broker: Broker) -> None:
     assert watcher.until(b"marker") == []
     back.disconnect()
     watcher.disconnect()
+
+
+def test_wills_published_at_shutdown(broker: Broker, version: int, tmp_path: Path) -> None:
+    """SIGTERM to the broker: a connected client's will goes out (Mosquitto's behaviour), so
+    a retained `online` status never outlives the broker that held the connection."""
+    held = Peer(broker, "held", version).will("status/held", b"offline", qos=1, retain=True)
+    held.connect()
+    restart(broker, tmp_path / f"{broker.name}-data", sys.executable)
+    held.close()
+    late = Peer(broker, "late", version).connect()
+    late.subscribe("status/#", qos=1)
+    got = late.get()
+    assert (got.topic, got.payload, got.retain) == ("status/held", b"offline", True)
+    late.disconnect()

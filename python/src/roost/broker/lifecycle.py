@@ -232,21 +232,25 @@ class Lifecycle:
             return
         s.conn = None
         conn.session = None
-        will = conn.will
-        conn.will = None
-        if will is not None:
-            delay = self._will_delay(conn, will)
-            if delay and s.expiry:
-                s.will = will
-                s.will_at = now + delay
-            else:
-                self.publish_will(will, s.client_id, now)
+        self._release_will(conn, s, now)
         if s.expiry == 0:
             self.end_session(s, now)
             return
         s.expires_at = None if s.expiry == NEVER else now + s.expiry
         if s.persistent:
             self.store.save_session(s)
+
+    def _release_will(self, conn: Connection, s: Session, now: float) -> None:
+        """The connection ends without DISCONNECT 0x00: its will goes now, or waits with
+        the session for its delay (a resumed session cancels it)."""
+        will, conn.will = conn.will, None
+        if will is None:
+            return
+        delay = self._will_delay(conn, will)
+        if delay and s.expiry:
+            s.will, s.will_at = will, now + delay
+        else:
+            self.publish_will(will, s.client_id, now)
 
     def end_session(self, s: Session, now: float) -> None:
         if s.will is not None:
@@ -296,6 +300,12 @@ class Lifecycle:
                 self.end_session(s, now)
 
     def shutdown(self, now: float) -> None:
+        # Wills first, while every client can still receive them: a Pi's retained `online`
+        # must not outlive the broker holding its connection (Mosquitto does the same).
+        # A delayed will of a lasting session stays with the session, as on a lost link.
+        for conn in list(self.broker.connections):
+            if conn.session is not None and conn.session.conn is conn:
+                self._release_will(conn, conn.session, now)
         for conn in list(self.broker.connections):
             s = conn.session
             if conn.connected and conn.version == MQTT_5 and not conn.closing:
