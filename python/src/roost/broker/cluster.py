@@ -31,7 +31,8 @@ store with every other session (bounded: `queue_max` per peer, the newest droppe
 and sends them when the bridge comes back. QoS 0 is not queued, as for any client.
 
 Retained messages: a node stamps each retained message its clients publish (or clear)
-with the user property `roost-stamp` = "<unix time> <node>". A retained message from a
+with the user property `roost-stamp` = "<unix time> <node>" (strictly increasing on
+each node, microseconds). A retained message from a
 peer is kept only if its stamp is greater, compared as (time, node name), than the stamp
 of the node's current retained message or tombstone for that topic (last writer wins,
 ties broken by node name); otherwise it is dropped, also for local subscribers, so the
@@ -106,6 +107,7 @@ class Cluster:
         self.peer_ids = frozenset(node_identity(p) for p in peers)
         self.tombstones: dict[str, Stamp] = {}  # cleared retained topics, in memory
         self.takeovers = 0
+        self._last = 0.0  # the last stamp's time: stamps of one node strictly increase
         broker.peer_ids = self.peer_ids
         broker.stamp = self.stamp
         broker.on_connect = self.connected
@@ -118,7 +120,9 @@ class Cluster:
         """A retained publish (or clear) by a local client: stamp it for the peers."""
         if msg.topic.startswith("$"):
             return msg  # $SYS is per node
-        stamp = (now, self.node)
+        # Several publishes in one read share `now`: a microsecond apart, in their order.
+        self._last = max(round(now, 6), round(self._last + 1e-6, 6))
+        stamp = (self._last, self.node)
         if msg.payload:
             self.tombstones.pop(msg.topic, None)
         else:
