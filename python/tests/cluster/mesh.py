@@ -28,7 +28,7 @@ from security.certs import Issued, issue, make_ca
 from security.procs import free_port
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+def wait_for(check: Callable[[], object], what: str, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
