@@ -95,20 +95,21 @@ class Link:
         self._next_pid = 1
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        self._stopping = True
         writer = self._writer
         if writer is not None and self.up:
-            writer.write(encode(Disconnect(), MQTT_5))
-            with contextlib.suppress(OSError, ConnectionError):
-                await asyncio.wait_for(writer.drain(), 1.0)
-        if self._task is not None:
-            self._task.cancel()
+            writer.write(encode(Disconnect(), MQTT_5))  # best effort: the kernel sends it
+        task = self._task
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await asyncio.wait([task], timeout=CONNECT_TIMEOUT)
 
     def send(self, packet: Packet) -> None:
         if self._writer is not None:
@@ -129,7 +130,7 @@ class Link:
         return pid
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             _, delay = self.backoff.next()
             if delay:
                 await asyncio.sleep(delay)
