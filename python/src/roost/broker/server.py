@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import socket
 import sqlite3
@@ -27,6 +28,7 @@ from roost.broker.connection import Connection
 from roost.broker.engine import Broker
 from roost.broker.listeners import ListenerState
 from roost.broker.policy import AclPolicy, AnonymousPolicy, Policy
+from roost.broker.ratelimit import PerKey
 from roost.broker.store import NullStore, SqliteStore, Store
 from roost.mqtt.errors import InsufficientData
 from roost.mqtt.packets import ReasonCode
@@ -90,12 +92,6 @@ class _Protocol(asyncio.Protocol):
         self.peer = ""
         self.serial: int | None = None  # the client certificate's, for CRL reloads
         self.pending = b""  # bytes before a complete PROXY header
-
-    def __del__(self) -> None:
-        # asyncio makes the protocol at accept and calls connection_made only after a
-        # good handshake, and tells nobody else when one fails: count those here.
-        if not self.peer and self.listener.tls is not None:
-            self.server.tls_failures += 1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -184,6 +180,17 @@ class _Protocol(asyncio.Protocol):
         self.transport = None
 
 
+def _tls_reason(error: Exception, timeout: float) -> str:
+    """OpenSSL's words without the `[SSL: CODE]` and `(_ssl.c:N)` wrapping."""
+    if isinstance(error, ssl.SSLError):
+        return re.sub(r"^\[SSL: \w+\] | \(_ssl\.c:\d+\)$", "", str(error.args[-1]))
+    if isinstance(error, ConnectionAbortedError | TimeoutError):
+        return f"no handshake within {timeout:g} s"
+    if isinstance(error, ConnectionResetError):
+        return "closed during the handshake"
+    return str(error) or type(error).__name__
+
+
 async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket,
                         size: int) -> bytes:
     data = b""
@@ -257,6 +264,7 @@ class Server:
         self.servers: list[asyncio.Server] = []
         self._accepting: list[tuple[socket.socket, asyncio.Task[None]]] = []  # PROXY + TLS
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._tls_log = PerKey(interval=60.0)  # failed handshakes: a line per address a minute
         self.tls_failures = 0
         self.accepting = False  # what /healthz reports: listening and not shutting down
         self.registry: CollectorRegistry | None = None  # made with the metrics endpoint
@@ -332,8 +340,8 @@ class Server:
             self.links = Links(self)  # its engine hooks are in place for the first client
         bound = []
         for state in self.listeners:
-            if state.tls is not None and state.proxy is not None:
-                bound.append(self._listen_proxied_tls(state))
+            if state.tls is not None:
+                bound.extend(self._listen_tls(state))
                 continue
             srv = await loop.create_server(
                 lambda s=state: _Protocol(self, s),
@@ -350,21 +358,25 @@ class Server:
             self.links.start()
         return bound
 
-    def _listen_proxied_tls(self, state: ListenerState) -> tuple[str, int]:
-        """A TLS listener behind a TLS-passthrough proxy: the PROXY header comes in clear
-        before the client's handshake, so each socket is read by hand up to the header's
-        last byte, then handed to asyncio's TLS with the listener's usual context."""
+    def _listen_tls(self, state: ListenerState) -> list[tuple[str, int]]:
+        """A TLS listener accepts by hand, so that a failed handshake can be logged with
+        its peer and reason (asyncio's own TLS server drops it silently), and so that
+        behind a TLS-passthrough proxy the PROXY header, sent in clear before the
+        client's handshake, is read up to its last byte and not one byte more."""
         config = state.config
-        family, _, _, _, address = socket.getaddrinfo(
-            config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-        sock = socket.create_server(address[:2], family=family, backlog=4096)
-        sock.setblocking(False)
         context = state.front_context()
         assert context is not None
-        task = asyncio.get_running_loop().create_task(self._accept(state, sock, context))
-        self._accepting.append((sock, task))
-        host, port = sock.getsockname()[:2]
-        return host, port
+        bound = []
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        for family, address in dict.fromkeys((i[0], i[4][:2]) for i in infos):
+            sock = socket.create_server(address, family=family, backlog=4096)
+            sock.setblocking(False)
+            task = asyncio.get_running_loop().create_task(self._accept(state, sock, context))
+            self._accepting.append((sock, task))
+            host, port = sock.getsockname()[:2]
+            bound.append((host, port))
+        return bound
 
     async def _accept(self, state: ListenerState, sock: socket.socket,
                       context: ssl.SSLContext) -> None:
@@ -376,41 +388,54 @@ class Server:
                 log.error("accept on %s: %s", state.auth.name, e)
                 await asyncio.sleep(0.1)
                 continue
-            task = loop.create_task(self._proxied_handshake(state, client, address, context))
+            task = loop.create_task(self._handshake(state, client, address, context))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
 
-    async def _proxied_handshake(self, state: ListenerState, sock: socket.socket,
-                                 address: tuple[str, int], context: ssl.SSLContext) -> None:
-        """PROXY header from a trusted proxy, then the TLS handshake, then MQTT."""
+    async def _handshake(self, state: ListenerState, sock: socket.socket,
+                         address: tuple[str, int], context: ssl.SSLContext) -> None:
+        """[PROXY header from a trusted proxy,] the TLS handshake, then MQTT."""
         loop = asyncio.get_running_loop()
         host = f"[{address[0]}]" if ":" in address[0] else address[0]
         peer = f"{host}:{address[1]}"
         timeout = self.config.settings.connect_timeout
         sock.setblocking(False)
+        forwarded = None
         proxy = state.proxy
-        assert proxy is not None
-        if not proxy.trusted(address[0]):
-            log.warning("closing %s: not a trusted proxy on %s", peer, state.auth.name)
-            sock.close()
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                info = await _read_proxy(loop, sock, state.config.proxy_protocol)
-        except (ProxyError, OSError, TimeoutError) as e:
-            why = "no PROXY header in time" if isinstance(e, TimeoutError) else str(e)
-            log.warning("closing %s: %s", peer, why)
-            sock.close()
-            return
-        forwarded = _forwarded(info)
+        if proxy is not None:
+            if not proxy.trusted(address[0]):
+                log.warning("closing %s: not a trusted proxy on %s", peer, state.auth.name)
+                sock.close()
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    info = await _read_proxy(loop, sock, state.config.proxy_protocol)
+            except (ProxyError, OSError, TimeoutError) as e:
+                why = "no PROXY header in time" if isinstance(e, TimeoutError) else str(e)
+                log.warning("closing %s: %s", peer, why)
+                sock.close()
+                return
+            forwarded = _forwarded(info)
         try:
             await loop.connect_accepted_socket(
                 lambda: _Protocol(self, state, forwarded), sock, ssl=context,
                 ssl_handshake_timeout=timeout)
         except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
-            log.info("TLS handshake with %s (by PROXY from %s) failed: %s",
-                     forwarded or peer, peer, e)
             sock.close()
+            self._tls_failed(state, forwarded or peer, peer, e)
+
+    def _tls_failed(self, state: ListenerState, client: str, peer: str,
+                    error: Exception) -> None:
+        """Count every failed handshake; log the first of each client address a minute."""
+        self.tls_failures += 1
+        held = self._tls_log.allow(client.rpartition(":")[0], time.monotonic())
+        if held is None:
+            return
+        via = "" if client == peer else f" (by PROXY from {peer})"
+        more = f"; {held} more from this address not logged" if held else ""
+        log.warning("TLS handshake with %s%s on %s failed: %s%s", client, via,
+                    state.auth.name, _tls_reason(error, self.config.settings.connect_timeout),
+                    more)
 
     def flush(self) -> None:
         store = self.store
