@@ -7,6 +7,7 @@ import collections
 import json
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,10 @@ topics = ["out/# out 1 local/ remote/", "in/# in 2 local/ remote/", "both/# both
             roost.stop()
 
 
+def _at_least(sub: Sub, topic: str, count: int) -> bool:
+    return len(sub.payloads(topic)) >= count
+
+
 def test_out_with_prefixes(pair: Pair) -> None:
     remote = pair.client("mosq", "remote-sub")
     remote.subscribe("remote/out/#", 1)
@@ -110,7 +115,7 @@ def test_both_never_loops(pair: Pair) -> None:
     lp.publish("both/end", b"end", 1)
     rp.publish("both/end", b"end", 1)
     for s in (local, remote):
-        wait_for(lambda s=s: len(s.payloads("both/end")) >= 2, "both end markers")
+        wait_for(partial(_at_least, s, "both/end", 2), "both end markers")
         counts = collections.Counter(p for p in s.payloads() if p in sent)
         assert sorted(counts) == sorted(sent)
         assert set(counts.values()) == {1}, counts.most_common(3)

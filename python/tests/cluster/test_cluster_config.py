@@ -9,6 +9,8 @@ import pytest
 from roost.broker.cluster_config import BridgeTopic, parse_topic_line
 from roost.broker.config import ConfigError, load
 from roost.cli import main
+from secure.broker import tls_table
+from security.certs import issue, make_ca
 
 TLS = 'tls = { cert = "n.crt", key = "n.key", ca = "ca.crt" }'
 LISTENER = f'[[listener]]\nname = "cluster"\nbind = ":8884"\n{TLS}\ncluster = true\n'
@@ -103,3 +105,18 @@ def test_topic_lines(line: str, topic: BridgeTopic) -> None:
             parse_topic_line(line)
     else:
         assert parse_topic_line(line) == topic
+
+
+def test_check_config_reads_the_cluster_certificates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ca = make_ca(tmp_path)
+    node = issue(ca, "node:broker-1", server=True, client_too=True, name="broker-1")
+    tls = tls_table(ca, node)
+    good = (f'[[listener]]\nbind = "127.0.0.1:8884"\n{tls}\ncluster = true\n'
+            f'[cluster]\nnode = "broker-1"\n{PEERS}{tls}\n')
+    path = _write(tmp_path, good)
+    assert main(["broker", "check-config", str(path)]) == 0
+    missing = tmp_path / "gone.key"
+    path.write_text(good.rsplit("tls", 1)[0] + tls.replace(str(node.key_path), str(missing)))
+    assert main(["broker", "check-config", str(path)]) == 1
+    assert "cannot load TLS files" in capsys.readouterr().err

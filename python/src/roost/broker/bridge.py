@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from roost.agent.backoff import Backoff
 from roost.broker.cluster import CONTROL, Cluster
-from roost.broker.cluster_config import ClusterConfig, node_identity
+from roost.broker.cluster_config import ClusterConfig, link_context, node_identity
 from roost.broker.message import Message
 from roost.mqtt.codec import Decoder, encode
 from roost.mqtt.errors import RemoteProtocolError
@@ -41,7 +41,7 @@ from roost.mqtt.packets import (
     Subscribe,
     Subscription,
 )
-from roost.security.tls import client_context, identity_from_cert
+from roost.security.tls import identity_from_cert
 
 if TYPE_CHECKING:
     from roost.broker.server import Server
@@ -255,8 +255,7 @@ class ClusterLinks:
         self.config = config
         self.cluster = Cluster(server.broker, config.node, (p.name for p in config.peers),
                                config.queue_max)
-        tls = config.tls
-        context = client_context(tls.cert, tls.key, tls.ca or tls.cert, tls.crl)
+        context = link_context(config.tls)
         connect = Connect(node_identity(config.node), MQTT_5, clean_start=False, keepalive=30,
                           properties={PropertyId.SESSION_EXPIRY_INTERVAL: config.queue_expiry})
         subscriptions = (

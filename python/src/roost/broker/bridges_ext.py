@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from roost.agent.backoff import Backoff
 from roost.broker.bridge import Link, to_message
-from roost.broker.cluster_config import BridgeConfig, BridgeTopic
+from roost.broker.cluster_config import BridgeConfig, BridgeTopic, link_context
 from roost.broker.topics import matches
 from roost.mqtt.codec import Decoder, encode
 from roost.mqtt.errors import RemoteProtocolError
@@ -46,7 +46,6 @@ from roost.mqtt.packets import (
     Subscribe,
     Subscription,
 )
-from roost.security.tls import client_context
 
 if TYPE_CHECKING:
     from roost.broker.connection import Connection
@@ -105,13 +104,7 @@ class ExternalBridge:
         self.config = config
         self.name = config.name
         self.local_id = f"bridge:{config.name}"
-        tls = config.tls
-        context = None
-        if tls is not None:
-            assert tls.ca is not None
-            mine = tls.require_client_cert  # False: no client certificate configured
-            context = client_context(tls.cert if mine else None, tls.key if mine else None,
-                                     tls.ca, tls.crl)
+        context = None if config.tls is None else link_context(config.tls)
         password = None
         if config.password_file is not None:
             password = config.password_file.read_text(encoding="utf-8").strip().encode()

@@ -68,6 +68,10 @@ def _check_files(config: cfg.Config) -> int:
         for listener in metrics:
             if not listener.loopback and listener.tls is None:
                 print(f"warning: metrics on {listener} without tls", file=sys.stderr)
+        if config.cluster is not None or config.bridges:
+            from roost.broker.cluster_config import load_files  # noqa: PLC0415
+
+            load_files(config.cluster, config.bridges)
     except OSError as e:
         print(f"{e.filename}: {e.strerror}", file=sys.stderr)
         return 1

@@ -26,6 +26,7 @@ so `check-config` points at the offending line.
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,28 @@ class BridgeConfig:
     password_file: Path | None = None
     client_id: str = ""
     keepalive: int = 60
+
+
+def link_context(tls: TlsFiles) -> ssl.SSLContext:
+    """The client TLS context of a cluster link or external bridge (`_client_tls` made
+    `tls`: ca is set; require_client_cert False means no certificate of ours)."""
+    from roost.security.tls import client_context  # noqa: PLC0415 - cryptography-free
+
+    mine = tls.require_client_cert
+    return client_context(tls.cert if mine else None, tls.key if mine else None,
+                          tls.ca or tls.cert, tls.crl)
+
+
+def load_files(cluster: ClusterConfig | None, bridges: tuple[BridgeConfig, ...]) -> None:
+    """Read the certificates, keys and password files the links will use, as they will;
+    raises OSError or roost.security.tls.TlsError."""
+    if cluster is not None:
+        link_context(cluster.tls)
+    for bridge in bridges:
+        if bridge.password_file is not None:
+            bridge.password_file.read_text(encoding="utf-8")
+        if bridge.tls is not None:
+            link_context(bridge.tls)
 
 
 def node_identity(name: str) -> str:
