@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from roost.agent.config import ConfigError, Endpoint, load
+
+from .pki import Pki
 
 GOOD = """\
 site = "lab"
@@ -92,9 +95,11 @@ def test_bad_config_names_file_line_and_reason(
 def test_tls_files_must_exist_and_credentials_resolve(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     creds = tmp_path / "creds"
-    creds.mkdir()
-    for name in ("ca.pem", "cert.pem", "key.pem"):
-        (creds / name).write_text("x")
+    pki = Pki(creds)
+    pki.ca.rename(creds / "ca.pem")
+    device = pki.issue("pi-1")
+    device.cert.rename(creds / "cert.pem")
+    device.key.rename(creds / "key.pem")
     tls = '\n[tls]\nca = "credential:ca.pem"\ncert = "credential:cert.pem"\nkey = "{key}"\n'
     path = write(tmp_path, GOOD + tls.format(key="credential:key.pem"))
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
@@ -123,3 +128,55 @@ def test_cli_check_config_and_run_refuse_a_bad_file(tmp_path: Path) -> None:
         done = run(*args)
         assert done.returncode == 1
         assert done.stderr.strip() == f"{bad}:7: 'backoff_cap' must be at least 0.01"
+
+
+TLS = '\n[tls]\nca = "{ca}"\ncert = "{cert}"\nkey = "{key}"\n'  # lines 23, 24, 25
+
+
+def _unreadable(path: Path) -> list[str]:
+    """Make `path` unreadable; the command prefix that keeps root from reading it anyway."""
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "unreadable", "not-pem",
+                                  "wrong-key", "bad-ca"])
+def test_unusable_credential_file_is_file_line_reason_not_a_traceback(
+        tmp_path: Path, case: str) -> None:
+    pki = Pki(tmp_path / "pki")
+    device, other = pki.issue("pi-1"), pki.issue("pi-2")
+    files = {"ca": pki.ca, "cert": device.cert, "key": device.key}
+    prefix: list[str] = []
+    key, reason = "key", ""
+    if case == "missing":
+        files["key"] = tmp_path / "nope.key"
+        reason = "does not exist"
+    elif case == "directory":
+        files["key"] = tmp_path
+        reason = "is not a regular file"
+    elif case == "unreadable":
+        prefix = _unreadable(device.key)
+        reason = "cannot be read: Permission denied"
+    elif case == "not-pem":
+        key = "cert"
+        device.cert.write_text("not a certificate\n")
+        reason = "cannot be used: not valid PEM"
+    elif case == "wrong-key":
+        files["key"] = other.key
+        reason = "cannot be used: key values mismatch"
+    else:
+        key = "ca"
+        pki.ca.write_text("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+        reason = "cannot be used: not valid PEM"
+    config = write(tmp_path, GOOD + TLS.format(**files))
+    line = {"ca": 23, "cert": 24, "key": 25}[key]
+    for args in (["check-config", str(config)], ["run", "--config", str(config)]):
+        done = subprocess.run([*prefix, sys.executable, "-m", "roost", "agent", *args],
+                              capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 1, done
+        assert done.stderr.startswith(f"{config}:{line}: '{key}' file "), done.stderr
+        assert reason in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

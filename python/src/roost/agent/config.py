@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,11 +159,45 @@ def _tls(r: Reader, need_credentials: bool) -> Tls:
             p = Path(creds) / value.removeprefix("credential:")
         else:
             p = Path(value)
-        if not p.is_file():
+        if not p.exists():
             raise r.fail(where, f"'{key}' file {str(p)!r} does not exist")
+        if not p.is_file():
+            raise r.fail(where, f"'{key}' file {str(p)!r} is not a regular file")
+        try:
+            with p.open("rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise r.fail(where, f"'{key}' file {str(p)!r} cannot be read: {e.strerror}") from None
         return p
 
-    return Tls(file("ca"), file("cert"), file("key"))
+    tls = Tls(file("ca"), file("cert"), file("key"))
+    if all(p.is_file() for p in (tls.ca, tls.cert, tls.key)):  # else credentials: unit's
+        _usable(r, tls)
+    return tls
+
+
+def _usable(r: Reader, tls: Tls) -> None:
+    """Load the files as the TLS client will, so a bad one is a config error, not a
+    traceback at the first connect."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=str(tls.ca))
+    except (ssl.SSLError, OSError) as e:
+        raise r.fail(("tls", "ca"), f"'ca' file {str(tls.ca)!r} cannot be used: "
+                                    f"{_ssl_reason(e)}") from None
+    try:
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+    except (ssl.SSLError, OSError) as e:
+        key = "key" if b"-----BEGIN CERTIFICATE-----" in tls.cert.read_bytes() else "cert"
+        path = tls.key if key == "key" else tls.cert
+        raise r.fail(("tls", key), f"'{key}' file {str(path)!r} cannot be used: "
+                                   f"{_ssl_reason(e)}") from None
+
+
+def _ssl_reason(error: Exception) -> str:
+    text = str(error.args[-1]) if error.args else str(error)
+    text = re.sub(r"^\[\w+(: \w+)?\] | \(_ssl\.c:\d+\)$", "", text)
+    return "not valid PEM" if text == "PEM lib" else text  # OpenSSL's words for it
 
 
 def _intervals(r: Reader) -> dict[str, float]:
