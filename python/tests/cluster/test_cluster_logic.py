@@ -16,6 +16,7 @@ from roost.mqtt.packets import (
     ConnAck,
     Connect,
     Disconnect,
+    PropertyId,
     PubAck,
     Publish,
     ReasonCode,
@@ -134,3 +135,20 @@ def test_node_ids_only_on_cluster_listeners(world: World) -> None:
     c = world.client()
     c.send(Connect("node:b"))  # a node's client id on an ordinary listener
     assert c.expect(ConnAck).reason_code == ReasonCode.NOT_AUTHORIZED
+
+
+def test_a_peer_that_is_down_gets_a_bounded_queue(world: World) -> None:
+    _cluster(world)  # queue_max=10 for node:b and node:c
+    peer = world.client()
+    peer.conn.identity = "node:b"
+    peer.conn.auth = ListenerAuth("cluster", False, True, cluster=True)
+    peer.send(Connect("node:b", clean_start=False,
+                      properties={PropertyId.SESSION_EXPIRY_INTERVAL: 3600}))
+    assert peer.expect(ConnAck).reason_code == 0
+    peer.send(Subscribe(1, (Subscription("#", 1),)))
+    peer.expect(SubAck)
+    peer.drop()
+    pub = world.client()
+    pub.send(Connect("pub"), *(Publish("q", b"%d" % i, 1, packet_id=i + 1) for i in range(15)))
+    assert len(world.broker.sessions["node:b"].queue) == 10  # the oldest kept
+    assert world.broker.stats.dropped_queue_full == 5

@@ -4,11 +4,13 @@ nodes, and who may use the cluster listener."""
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 from secure.broker import Client
 from security.certs import client_context, issue
+from security.procs import mosquitto
 
 from .mesh import Mesh, clients, wait_for
 
@@ -93,3 +95,24 @@ def test_the_cluster_listener_refuses_a_client_without_certificate(mesh: Mesh) -
         assert client.result != 0
     finally:
         client.close()
+
+
+def test_a_peer_without_its_node_certificate_is_refused(tmp_path: Path) -> None:
+    """broker-1's peer "broker-2" is answered by a server whose certificate, from the
+    same CA and valid for 127.0.0.1, is not "node:broker-2": the bridge stays down."""
+    mesh = Mesh(tmp_path, 2)
+    impostor = issue(mesh.ca, "impostor", server=True)
+    settings = (f"cafile {mesh.ca.cert_path}\ncertfile {impostor.cert_path}\n"
+                f"keyfile {impostor.key_path}\nallow_anonymous true\n")
+    with mosquitto(tmp_path, settings) as port:
+        mesh[1].cluster_port = port
+        mesh.write_config(mesh[0])
+        mesh[0].start()
+        try:
+            broker = mesh[0].broker
+            assert broker is not None
+            assert broker.wait_log("certificate names 'impostor', not 'node:broker-2'")
+            assert mesh[0].bridges() == {"broker-2": False}
+            assert mesh[0].health()[0] == 200
+        finally:
+            mesh.stop()
