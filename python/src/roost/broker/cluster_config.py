@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roost.broker.config import ConfigError, Listener, TlsFiles, _get, _KeyError, parse_bind
+from roost.broker.config import (
+    ConfigError,
+    Listener,
+    TlsFiles,
+    _get,
+    _indexed,
+    _KeyError,
+    parse_bind,
+)
 from roost.broker.topics import valid_topic_filter
 
 NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -265,13 +273,7 @@ def bridges(doc: dict[str, Any]) -> tuple[BridgeConfig, ...]:
 
 
 def _bridge(item: dict[str, Any], i: int) -> BridgeConfig:
-    def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        try:
-            return _get(item, key, kind, default, "bridge")
-        except _KeyError as e:
-            e.index = i
-            raise
-
+    get = _indexed(item, "bridge", i)
     for key in item:
         if key not in _BRIDGE:
             raise _KeyError(f"unknown bridge setting {key!r}", "bridge", key, i)

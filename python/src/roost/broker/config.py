@@ -46,6 +46,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,14 +307,20 @@ def _metrics(doc: dict[str, Any]) -> Listener | None:
     return Listener(host, port, name="metrics", tls=files)
 
 
-def _listener(item: dict[str, Any], i: int) -> Listener:
+def _indexed(item: dict[str, Any], table: str, i: int) -> Callable[..., Any]:
+    """`_get` in the i-th `[[table]]`: errors name that table's line."""
     def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         try:
-            return _get(item, key, kind, default, "listener")
+            return _get(item, key, kind, default, table)
         except _KeyError as e:
             e.index = i
             raise
 
+    return get
+
+
+def _listener(item: dict[str, Any], i: int) -> Listener:
+    get = _indexed(item, "listener", i)
     for key in item:
         if key not in _LISTENER:
             raise _KeyError(f"unknown listener setting {key!r}", "listener", key, i)

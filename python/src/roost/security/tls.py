@@ -43,12 +43,17 @@ def server_context(
         if ca is not None:
             context.load_verify_locations(cafile=ca)
             context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
-        if crl is not None:
-            context.load_verify_locations(cafile=crl)
-            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        _check_crl(context, crl)
     except (OSError, ssl.SSLError) as exc:
         raise TlsError(f"cannot load TLS files: {exc}") from exc
     return context
+
+
+def _check_crl(context: ssl.SSLContext, crl: Path | None) -> None:
+    """Refuse the peer's certificate when `crl` revokes it."""
+    if crl is not None:
+        context.load_verify_locations(cafile=crl)
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
 
 def identity_from_cert(cert: dict[str, Any], use: Identity = "cn") -> str | None:
@@ -116,9 +121,7 @@ def client_context(cert: Path | None, key: Path | None, ca: Path,
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if cert is not None and key is not None:
             context.load_cert_chain(cert, key)
-        if crl is not None:
-            context.load_verify_locations(cafile=crl)
-            context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        _check_crl(context, crl)
     except (OSError, ssl.SSLError) as exc:
         raise TlsError(f"cannot load TLS files: {exc}") from exc
     return context
