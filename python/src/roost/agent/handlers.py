@@ -67,8 +67,20 @@ def handle(agent: Agent, msg: mqtt.MQTTMessage) -> None:
     correlation: bytes | None = getattr(props, "CorrelationData", None)
 
     def answer(ok: bool, value: Any) -> None:
-        agent.link.send(target, cmds.reply(ok, value), properties=reply_properties(correlation))
+        payload = cmds.reply(ok, value)
+        if correlation is not None and not msg.retain:
+            agent.replies.finish(name, correlation, payload)
+        agent.link.send(target, payload, properties=reply_properties(correlation))
 
+    if correlation is not None and not msg.retain:
+        fresh, stored = agent.replies.begin(name, correlation, time.time())
+        if not fresh:  # a redelivered request: never run twice
+            if stored is None:
+                log.info("command %s: duplicate of a request still running, dropped", name)
+            else:
+                log.info("command %s: duplicate request, its reply sent again", name)
+                agent.link.send(target, stored, properties=reply_properties(correlation))
+            return
     try:
         if msg.retain:
             raise cmds.CommandError("retained commands are refused (they would replay)")

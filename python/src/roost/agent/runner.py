@@ -26,6 +26,7 @@ from roost.agent.handlers import builtins, handle
 from roost.agent.link import Link
 from roost.agent.plugins import collect as collect_plugin
 from roost.agent.queue import Queue
+from roost.agent.replies import Replies
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 2.0
@@ -35,6 +36,7 @@ class Agent:
     def __init__(self, cfg: Config, root: Path = Path("/")) -> None:
         self.cfg, self.root = cfg, root
         self.queue = Queue(cfg.state_dir / "queue.sqlite", cfg.queue_max)
+        self.replies = Replies(cfg.state_dir / "replies.sqlite")  # commands seen, by correlation
         self.intervals = {**cfg.intervals, **{n: p.interval for n, p in cfg.plugins.items()}}
         now = time.monotonic()
         self.due = {n: now for n, every in self.intervals.items() if every > 0}
@@ -205,4 +207,5 @@ class Agent:
         self.link.close()
         self._flush()
         self.queue.close()
+        self.replies.close()
         sdnotify.notify("STOPPING=1")
