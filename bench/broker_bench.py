@@ -73,7 +73,7 @@ def _lost(pub: dict[str, Any], sub: dict[str, Any]) -> int:
                pub["acked"].items())
 
 
-def flow(b: Broker, s: Settings, pubs: int, subs: int, qos: int, rate: int = 0,
+def flow(b: Broker, s: Settings, pubs: int, subs: int, qos: int, *, rate: int = 0,
          latency: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """Publishers on bench/pNN, subscribers on bench/#; returns results and broker usage."""
     sub = Worker("subscriber", {"port": b.port, "n": subs, "filter": "bench/#", "qos": qos,
@@ -131,7 +131,7 @@ def connect_rate(b: Broker, s: Settings) -> Row:
     workers = [Worker("connector", conf) for _ in range(2)]
     cpu0, wait0 = b.cpu_s(), b.waited_s()
     res = [w.result(s.duration + 60) for w in workers]
-    count, wall = sum(r["count"] for r in res), max(max(r["wall"] for r in res), 1e-9)
+    count, wall = sum(r["count"] for r in res), max(*(r["wall"] for r in res), 1e-9)
     return {"value": count / wall, "connections": count,
             "failed": sum(r["failed"] for r in res), "gen_cpu": _gen(*res),
             "broker_cpu": (b.cpu_s() - cpu0) / wall, "broker_wait": (b.waited_s() - wait0) / wall}
@@ -161,7 +161,7 @@ def run_row(row: str, fn: Callable[[Broker, Settings], Row], b: Broker, s: Setti
         if b.proc.poll() is not None:
             raise RuntimeError(f"broker exited with {b.proc.returncode}")
         return fn(b, s)
-    except Exception as err:  # noqa: BLE001 - one failed row must not end the run
+    except Exception as err:  # one failed row must not end the run
         return {"error": f"{type(err).__name__}: {err}"}
 
 

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roost.testing import stop
+
 HOST = "127.0.0.1"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,13 +41,7 @@ class Broker:
         return int(Path(f"/proc/{self.proc.pid}/schedstat").read_text().split()[1]) / 1e9
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop(self.proc, 10)
 
 
 def _launch(name: str, cmd: list[str], ready: re.Pattern[str]) -> tuple[Broker, re.Match[str]]:

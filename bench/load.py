@@ -211,6 +211,6 @@ def run(role: str, conf: dict[str, Any], ready: Event, stop: Event, out: Queue[A
     """Process entry point."""
     try:
         out.put(asyncio.run(ROLES[role](conf, ready, stop)))
-    except Exception as err:  # noqa: BLE001 - reported to the parent, which fails the row
+    except Exception as err:  # reported to the parent, which fails the row
         out.put({"error": f"{role}: {type(err).__name__}: {err}"})
         ready.set()

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roost.testing import stop
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 30.0  # a Python broker on a box with load average 20 can need it
 MOSQUITTO_READY = re.compile(r"mosquitto version \S+ running")
@@ -34,13 +36,7 @@ class Broker:
     host: str = HOST
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop(self.proc)
 
 
 def free_port() -> int:
