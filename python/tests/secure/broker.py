@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from roost.security.passwd import hash_password
+from security.procs import daemon
 
 if TYPE_CHECKING:
     from security.certs import Issued
@@ -46,6 +50,33 @@ def write_passwd(directory: Path, password: str = PASSWORD) -> Path:
     passwd = directory / "passwd"
     passwd.write_text(f"dashboard:{hash_password(password)}\n")
     return passwd
+
+
+@contextmanager
+def haproxy(directory: Path, backend: int, server: str, bind: str = "") -> Iterator[int]:
+    """A real HAProxy (`mode tcp`) on a free loopback port, `bind` options on its frontend,
+    `server` options on its one server 127.0.0.1:backend; yields the frontend's port."""
+    front = socket.create_server(("127.0.0.1", 0))
+    front.set_inheritable(True)  # HAProxy binds fd@N: no port race
+    cfg = directory / "haproxy.cfg"
+    cfg.write_text(f"""\
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind fd@{front.fileno()} {bind}
+  default_backend be
+backend be
+  server roost 127.0.0.1:{backend} {server}
+""")
+    try:
+        with daemon(["haproxy", "-f", str(cfg), "-db"], directory / "haproxy.log",
+                    pass_fds=[front.fileno()]):
+            yield front.getsockname()[1]
+    finally:
+        front.close()
 
 
 class Broker:

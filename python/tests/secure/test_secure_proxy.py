@@ -15,9 +15,8 @@ import pytest
 from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, Connect
 from security.certs import Issued, client_context, issue, make_ca
-from security.procs import daemon
 
-from .broker import WAIT, Broker, Client
+from .broker import WAIT, Broker, Client, haproxy
 
 V1, UNTRUSTED, HAPROXIED = 0, 1, 2
 
@@ -65,27 +64,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     ca = make_ca(tmp)
     server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
     broker = Broker(_config(tmp), listeners=3)
-    front = socket.create_server(("127.0.0.1", 0))
-    front.set_inheritable(True)
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(f"""\
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
-  bind fd@{front.fileno()} ssl crt {server.bundle()} ca-file {ca.cert_path} verify required
-  default_backend be
-backend be
-  server roost 127.0.0.1:{broker.ports[HAPROXIED]} send-proxy-v2-ssl-cn
-""")
     try:
-        with daemon(["haproxy", "-f", str(cfg), "-db"], tmp / "haproxy.log",
-                    pass_fds=[front.fileno()]):
-            yield Lab(ca, device, broker, front.getsockname()[1])
+        with haproxy(tmp, broker.ports[HAPROXIED], "send-proxy-v2-ssl-cn",
+                     f"ssl crt {server.bundle()} ca-file {ca.cert_path} verify required") as port:
+            yield Lab(ca, device, broker, port)
     finally:
-        front.close()
         assert broker.stop() == 0
 
 

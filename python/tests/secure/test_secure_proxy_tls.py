@@ -24,16 +24,15 @@ from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, Connect
 from roost.security.proxy import V2_SIGNATURE
 from security.certs import Issued, client_context, issue, make_ca, make_crl
-from security.procs import daemon
 
-from .broker import WAIT, Broker, Client, tls_table
+from .broker import WAIT, Broker, Client, haproxy, tls_table
 
+pytestmark = pytest.mark.skipif(not shutil.which("haproxy"), reason="apt-get install haproxy")
 PASSTHROUGH, ELSEWHERE = 0, 1
 
 
 @dataclass
 class Lab:
-    dir: Path
     ca: Issued
     device: Issued
     revoked: Issued
@@ -66,34 +65,15 @@ trusted_proxies = ["10.0.0.0/8"]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    if not shutil.which("haproxy"):
-        pytest.skip("apt-get install haproxy")
     tmp = tmp_path_factory.mktemp("proxytls")
     ca = make_ca(tmp)
     server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
     revoked = issue(ca, "pi-0666")
     broker = Broker(_config(tmp, ca, server, make_crl(ca, revoked=[revoked])), listeners=2)
-    front = socket.create_server(("127.0.0.1", 0))
-    front.set_inheritable(True)
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(f"""\
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend fe
-  bind fd@{front.fileno()}
-  default_backend be
-backend be
-  server roost 127.0.0.1:{broker.ports[PASSTHROUGH]} send-proxy-v2
-""")
-    try:
-        with daemon(["haproxy", "-f", str(cfg), "-db"], tmp / "haproxy.log",
-                    pass_fds=[front.fileno()]):
-            yield Lab(tmp, ca, device, revoked, broker, front.getsockname()[1])
+    try:  # TLS passthrough: no ssl on the frontend, the broker ends TLS
+        with haproxy(tmp, broker.ports[PASSTHROUGH], "send-proxy-v2") as port:
+            yield Lab(ca, device, revoked, broker, port)
     finally:
-        front.close()
         assert broker.stop() == 0
 
 
@@ -181,12 +161,12 @@ def test_header_split_byte_by_byte_before_the_handshake(lab: Lab) -> None:
     assert lab.broker.wait_log(r"connected 'pi-0001' from 198\.51\.100\.8:4343")
 
 
-def test_client_certificate_still_decides_behind_the_proxy(lab: Lab) -> None:
+def test_client_certificate_still_decides_behind_the_proxy(lab: Lab, tmp_path: Path) -> None:
     header = v2_header("198.51.100.9", 4444)
     answer = _connack(lab, lab.broker.ports[PASSTHROUGH], header, lab.device, "pi-0002")
     assert answer[3] == 0x87  # the CN is pi-0001
     assert _refused(lab, lab.broker.ports[PASSTHROUGH], header, lab.revoked)  # the CRL
-    rogue_ca = make_ca(lab.dir, cn="Rogue CA", name="rogue-ca")
+    rogue_ca = make_ca(tmp_path, cn="Rogue CA")
     assert _refused(lab, lab.broker.ports[PASSTHROUGH], header,
                     issue(rogue_ca, "pi-0001", name="rogue"))
 
