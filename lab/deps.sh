@@ -3,10 +3,10 @@
 . "$(dirname "$0")/lib.sh"
 
 # docker.io + debootstrap: the lab; mosquitto + haproxy: binaries the Python tests run;
-# chromium + prometheus (promtool): the dashboard's browser test and the alert rules' tests;
-# python3-venv: the repo's .venv; git, make: the workflow itself.
-PACKAGES=(docker.io debootstrap mosquitto mosquitto-clients haproxy chromium prometheus
-  python3-venv git make)
+# chromium + firefox-esr: the dashboard's browser tests; prometheus (promtool): the alert
+# rules' tests; python3-venv: the repo's .venv; git, make: the workflow itself.
+PACKAGES=(docker.io debootstrap mosquitto mosquitto-clients haproxy chromium firefox-esr
+  prometheus python3-venv git make)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -6,24 +6,20 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import socket
 import struct
-import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from interop.brokers import Broker
+from .browsers import WAIT, Browser, binary
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = binary("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--remote-debugging-port=0"]
-WAIT = 20.0
 
 
 class WebSocket:
@@ -83,39 +79,33 @@ class WebSocket:
         self.sock.close()
 
 
-class Browser:
-    """One headless Chromium with one page; `call` sends a DevTools command to that page."""
+class Chromium(Browser):
+    """Headless Chromium; `call` sends a DevTools command to its one page."""
 
-    def __init__(self) -> None:
-        self.profile = Path(tempfile.mkdtemp(prefix="roost-chromium-"))
-        self.log = (self.profile / "chromium.log").open("wb")
-        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}",
-                                      "about:blank"], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
+    name = "chromium"
+
+    def __init__(self, profile: Path) -> None:
         self.ids = 0
-        try:
-            self.ws = WebSocket(self._page_url())
-        except BaseException:
-            self.close()
-            raise
+        super().__init__([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                         profile)
 
-    def _page_url(self) -> str:
-        active = self.profile / "DevToolsActivePort"
+    def _connect(self) -> None:
+        port = self.port_file("DevToolsActivePort", 2)[0]
         deadline = time.monotonic() + WAIT
-        while True:
-            assert self.proc.poll() is None, f"chromium exited: {self.output()[-2000:]}"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-            lines = active.read_text().split() if active.exists() else []
-            if len(lines) == 2:
-                with urllib.request.urlopen(f"http://127.0.0.1:{lines[0]}/json/list",
-                                            timeout=WAIT) as reply:
-                    pages = [t for t in json.load(reply) if t.get("type") == "page"]
-                if pages:
-                    return str(pages[0]["webSocketDebuggerUrl"])
+        while True:  # the port is written before the first page is listed
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
+                                        timeout=WAIT) as reply:
+                pages = [t for t in json.load(reply) if t.get("type") == "page"]
+            if pages:
+                break
+            assert time.monotonic() < deadline, "chromium lists no page"
             time.sleep(0.1)
+        self.ws = WebSocket(str(pages[0]["webSocketDebuggerUrl"]))
+        self.call("Page.enable")
 
-    def output(self) -> str:
-        return (self.profile / "chromium.log").read_text(errors="replace")
+    def _disconnect(self) -> None:
+        if hasattr(self, "ws"):
+            self.ws.close()
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         self.ids += 1
@@ -127,6 +117,9 @@ class Browser:
                 result: dict[str, Any] = message["result"]
                 return result
 
+    def navigate(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         assert "exceptionDetails" not in result, result["exceptionDetails"]
@@ -136,26 +129,7 @@ class Browser:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=mobile)
 
-    def screenshot(self, path: Path, full_page: bool = False) -> Path:
+    def _png(self, full_page: bool) -> bytes:
         data = self.call("Page.captureScreenshot", format="png",
                          captureBeyondViewport=full_page)["data"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-        return path
-
-    def wait_for(self, expression: str, what: str, timeout: float = WAIT) -> Any:
-        """Poll a JavaScript expression until it is truthy; its value."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            assert time.monotonic() < deadline, f"timed out waiting for {what}; last {value!r}"
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        if hasattr(self, "ws"):
-            self.ws.close()
-        Broker("chromium", 0, self.proc).stop()  # the same terminate, then kill
-        self.log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        return base64.b64decode(data)

@@ -1,11 +1,11 @@
-"""End to end in Debian's headless Chromium: real broker, real agents, recorded telemetry,
-`roost fleet serve` as a process. The page lists the Pis, shows unreadable and never-seen
-ones, and turns a Pi offline when its agent is killed (last will) without a reload.
-Screenshots (desktop and phone width) go to $ROOST_ARTIFACTS/dashboard/."""
+"""End to end in Debian's headless Chromium (DevTools) and Firefox ESR (Marionette), the same
+assertions in both: real broker, real agents, recorded telemetry, `roost fleet serve` as a
+process. The page lists the Pis, shows unreadable and never-seen ones, fits a phone's
+width, and turns a Pi offline when its agent is killed (last will) without a reload.
+Screenshots (desktop and phone size) go to $ROOST_ARTIFACTS/dashboard/BROWSER-*.png."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -15,24 +15,26 @@ import pytest
 
 from agent.harness import AgentProc, agent_toml
 
-from .cdp import CHROMIUM, Browser
+from .browsers import BINARIES, Browser, binary, open_browser
 from .harness import ARTIFACTS, broker, dashboard, publish, recorded, wait_fleet
 
-pytestmark = [
-    pytest.mark.interop,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                       reason="chromium not installed (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.interop
 
 CARD = "document.querySelector('[data-pi=\"{}\"]')"
 DESKTOP, PHONE = (1280, 900), (390, 844)
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    yield b
-    b.close()
+@pytest.fixture(params=sorted(BINARIES))
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser]:
+    name: str = request.param
+    if binary(name) is None:
+        exe, package = BINARIES[name]
+        pytest.skip(f"{exe} not installed (apt-get install {package})")
+    b = open_browser(name, tmp_path / name)
+    try:
+        yield b
+    finally:
+        b.close()
 
 
 def state_of(b: Browser, client: str) -> str | None:
@@ -45,9 +47,11 @@ def shoot(b: Browser, name: str) -> None:
     for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
         b.size(width, height, mobile=label == "phone")
         time.sleep(0.2)  # one frame for layout; the shot itself is what is checked
-        shot = b.screenshot(ARTIFACTS / f"{name}-{label}.png")
+        assert b.evaluate("document.documentElement.scrollWidth") <= width, (
+            f"{label}: the page is wider than the {width} px viewport")
+        shot = b.screenshot(ARTIFACTS / f"{b.name}-{name}-{label}.png")
         assert shot.stat().st_size > 1000
-    b.screenshot(ARTIFACTS / f"{name}-phone-full.png", full_page=True)
+    b.screenshot(ARTIFACTS / f"{b.name}-{name}-phone-full.png", full_page=True)
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "roost"])
@@ -65,8 +69,7 @@ def test_page_lists_pis_and_shows_a_killed_agent_offline(kind: str, tmp_path: Pa
                     tmp_path / name, [b.port], client_id=name, collectors="load = 0.2")))
             wait_fleet(url, lambda p: "pi-1" in p and "pi-2" in p, "both agents")
             publish(b.port, recorded("lab", "pi-rec", time.time()))
-            browser.call("Page.enable")
-            browser.call("Page.navigate", url=url + "/")
+            browser.navigate(url + "/")
             for name in ("pi-1", "pi-2"):
                 browser.wait_for(f"{CARD.format(name)}?.dataset.state === 'online'",
                                  f"{name} online on the page")
