@@ -27,7 +27,12 @@ EXPECTED = {
         "roost",
         True,
     ),
-    "molecule-pki-lb-1": ("molecule-pki-lb-1", "TLS Web Server Authentication", "root", True),
+    "molecule-pki-lb-1": (
+        "molecule-pki-lb-1",
+        "TLS Web Server Authentication, TLS Web Client Authentication",
+        "root",
+        True,
+    ),
     "molecule-pki-pi-1": ("greenhouse-north", "TLS Web Client Authentication", "roost", False),
 }
 
