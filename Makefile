@@ -16,12 +16,13 @@ export LAB_INVENTORY ?= $(CURDIR)/inventory/lab
 PLAYBOOK := ansible-playbook
 
 .PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down \
-	test lint lint-python lint-ansible pytest preflight-test lab-selftest molecule
+	test lint lint-python lint-ansible pytest preflight-test lab-selftest molecule verify
 
 help:
 	@echo "make lab        bring up the local lab (BROKERS=$(BROKERS) LBS=$(LBS) PIS=$(PIS)) and deploy site.yml"
 	@echo "make lab-down   remove the lab hosts and network"
 	@echo "make test       lint + pytest (python/) + molecule test (molecule/default)"
+	@echo "make verify     molecule/default's testinfra suite against INVENTORY (default: the lab)"
 	@echo "make image      build the lab's systemd Debian $(LAB_RELEASE) image (cached by recipe)"
 
 deps:
@@ -75,3 +76,11 @@ lab-selftest: image
 
 molecule: venv image
 	molecule test -s default
+
+# Molecule's testinfra suite against any inventory: make verify INVENTORY=inventory/<name>.
+# Each test module picks its hosts by group (testinfra_hosts), as under Molecule, which
+# passes the same --connection and --ansible-inventory.
+INVENTORY ?= $(LAB_INVENTORY)
+verify: venv
+	@[ -e "$(INVENTORY)" ] || { echo "make verify: no inventory $(INVENTORY) (make verify INVENTORY=inventory/<name>)"; exit 2; }
+	pytest -p no:cacheprovider --connection=ansible --ansible-inventory=$(INVENTORY) molecule/default/tests
