@@ -2,6 +2,7 @@
 
 Run it with the repo's venv Python (it starts Roost with the same interpreter). Rows and their
 meaning are in bench/README.md. Results go to bench/results/ as JSON and as a text table.
+`--tls`: the mutual-TLS rows instead, both brokers behind the same throwaway CA.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import load
-from brokers import Broker, start_mosquitto, start_roost
+from brokers import Broker, make_pki, start_mosquitto, start_roost
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CTX = mp.get_context("spawn")  # clean children: no inherited threads or broker pipes
@@ -67,6 +68,11 @@ class Worker:
         return res
 
 
+def target(b: Broker, version: str | None = None) -> dict[str, Any]:
+    """The conf keys every role needs to reach the broker (version: force TLS 1.2 or 1.3)."""
+    return {"port": b.port, "tls": {**b.tls, "version": version} if b.tls else None}
+
+
 def _lost(pub: dict[str, Any], sub: dict[str, Any]) -> int:
     """QoS 1 messages whose PUBACK the publisher got but the subscriber never saw."""
     return sum(len(set(acked) - set(sub["seen"].get(k, ()))) for k, acked in
@@ -76,10 +82,10 @@ def _lost(pub: dict[str, Any], sub: dict[str, Any]) -> int:
 def flow(b: Broker, s: Settings, pubs: int, subs: int, qos: int, *, rate: int = 0,
          latency: bool = False) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """Publishers on bench/pNN, subscribers on bench/#; returns results and broker usage."""
-    sub = Worker("subscriber", {"port": b.port, "n": subs, "filter": "bench/#", "qos": qos,
+    sub = Worker("subscriber", {**target(b), "n": subs, "filter": "bench/#", "qos": qos,
                                 "latency": latency, "deadline": s.duration + 30})
     cpu0, wait0 = b.cpu_s(), b.waited_s()
-    pub = Worker("publisher", {"port": b.port, "n": pubs, "topic": "bench/p{k:02d}",
+    pub = Worker("publisher", {**target(b), "n": pubs, "topic": "bench/p{k:02d}",
                                "qos": qos, "window": 32 if qos else 0, "rate": rate,
                                "batch": 200, "duration": s.duration})
     pres = pub.result(s.duration + 60)
@@ -113,7 +119,7 @@ def latency(b: Broker, s: Settings) -> Row:
 
 def hold(b: Broker, count: int) -> Row:
     before = b.rss_kb()
-    w = Worker("holder", {"port": b.port, "total": count, "tasks": 200, "deadline": 120})
+    w = Worker("holder", {**target(b), "total": count, "tasks": 200, "deadline": 120})
     time.sleep(1.0)  # let the broker settle before reading its RSS
     after = b.rss_kb()
     w.stop.set()
@@ -124,9 +130,9 @@ def hold(b: Broker, count: int) -> Row:
             "gen_cpu": _gen(res)}
 
 
-def connect_rate(b: Broker, s: Settings) -> Row:
+def connect_rate(b: Broker, s: Settings, version: str | None = None) -> Row:
     # Two processes of 10 tasks: one asyncio process alone can barely open 2,000 a second.
-    conf = {"port": b.port, "tasks": 10, "total": s.churn // 2, "duration": s.duration,
+    conf = {**target(b, version), "tasks": 10, "total": s.churn // 2, "duration": s.duration,
             "start_at": time.monotonic() + 3}  # both start together, once both are up
     workers = [Worker("connector", conf) for _ in range(2)]
     cpu0, wait0 = b.cpu_s(), b.waited_s()
@@ -144,7 +150,8 @@ def held_10k(b: Broker, s: Settings) -> Row:
 
 
 # name, unit, what a good ratio is, function
-ROWS: list[tuple[str, str, str, Callable[[Broker, Settings], Row]]] = [
+Rows = list[tuple[str, str, str, Callable[[Broker, Settings], Row]]]
+ROWS: Rows = [
     ("idle memory per connection", "KB", "<=10 KB", lambda b, s: hold(b, s.idle)),
     ("connections held", "conns", "10000", held_10k),
     ("connect rate", "conn/s", ">=0.5x", connect_rate),
@@ -152,6 +159,13 @@ ROWS: list[tuple[str, str, str, Callable[[Broker, Settings], Row]]] = [
     ("QoS1 fan-in 10->1", "msg/s", ">=0.5x", lambda b, s: throughput(b, s, 10, 1, 1)),
     ("QoS0 fan-out 1->10", "deliv/s", ">=0.5x", lambda b, s: throughput(b, s, 1, 10, 0)),
     ("QoS1 latency p99 @1k/s", "ms", "<=2x", latency),
+]
+# --tls: every connection does a full handshake with a client certificate (no resumption)
+TLS_ROWS: Rows = [
+    ("idle memory per mTLS conn", "KB", "-", lambda b, s: hold(b, s.idle)),
+    ("mTLS handshakes, TLS 1.3", "conn/s", ">=0.5x", lambda b, s: connect_rate(b, s, "1.3")),
+    ("mTLS handshakes, TLS 1.2", "conn/s", ">=0.5x", lambda b, s: connect_rate(b, s, "1.2")),
+    ("QoS1 fan-in 10->1 mTLS", "msg/s", ">=0.5x", lambda b, s: throughput(b, s, 10, 1, 1)),
 ]
 
 
@@ -186,11 +200,11 @@ def _fmt(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}"
 
 
-def table(results: dict[str, dict[str, Row]], names: list[str]) -> str:
+def table(results: dict[str, dict[str, Row]], names: list[str], rows: Rows) -> str:
     head = f"{'row':<28}{'unit':>8}" + "".join(f"{n:>12}" for n in names)
     head += f"{'ratio':>8}{'target':>9}  generator cpu/wall, notes"
     lines = [head, "-" * len(head)]
-    for row, unit, target, _ in ROWS:
+    for row, unit, goal, _ in rows:
         cells = results.get(row, {})
         vals = [cells.get(n, {}).get("value") for n in names]
         ratio = (vals[1] / vals[0]) if len(vals) == 2 and vals[0] and vals[1] else None
@@ -203,12 +217,13 @@ def table(results: dict[str, dict[str, Row]], names: list[str]) -> str:
             extra = f" lost={c['lost_acked']}" if c.get("lost_acked") is not None else ""
             extra += f" p50={c['p50_ms']:.2f}ms" if "p50_ms" in c else ""
             extra += f" {c['kb_per_conn']:.1f}KB/conn" if "kb_per_conn" in c else ""
+            extra += f" failed={c['failed']}" if c.get("failed") else ""
             if c.get("broker_cpu"):  # rate per broker CPU second: steadier on a busy box
                 extra += f" broker={c['broker_cpu']:.2f} waited={c['broker_wait']:.2f}"
                 extra += f" ({c['value'] / c['broker_cpu']:,.0f}/cpu-s)" if unit != "ms" else ""
             notes.append(f"{n}: gen {c.get('gen_cpu', '-')}{extra}")
         lines.append(f"{row:<28}{unit:>8}" + "".join(f"{_fmt(v):>12}" for v in vals)
-                     + f"{_fmt(ratio) + 'x' if ratio else '-':>8}{target:>9}  "
+                     + f"{_fmt(ratio) + 'x' if ratio else '-':>8}{goal:>9}  "
                      + "; ".join(notes))
     return "\n".join(lines)
 
@@ -219,8 +234,11 @@ def main() -> int:
     ap.add_argument("--only", choices=["mosquitto", "roost"], help="bench one broker")
     ap.add_argument("--durability", choices=["batched", "strict"], default="batched",
                     help="Roost's durability mode (strict: on disk before PUBACK)")
+    ap.add_argument("--tls", action="store_true",
+                    help="the mutual-TLS rows: handshakes/s, QoS 1 fan-in, memory per conn")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
+    rows, kind = (TLS_ROWS, "broker_bench_tls") if args.tls else (ROWS, "broker_bench")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # brokers and workers inherit
     names = [args.only] if args.only else ["mosquitto", "roost"]
@@ -228,11 +246,12 @@ def main() -> int:
     brokers: dict[str, Broker] = {}
     results: dict[str, dict[str, Row]] = {}
     try:
+        tls = make_pki(tmp) if args.tls else None  # the same certificates for both brokers
         for n in names:
             (tmp / n).mkdir()
-            brokers[n] = (start_mosquitto(tmp / n) if n == "mosquitto"
-                          else start_roost(tmp / n, sys.executable, args.durability))
-        for row, unit, _, fn in ROWS:
+            brokers[n] = (start_mosquitto(tmp / n, tls) if n == "mosquitto"
+                          else start_roost(tmp / n, sys.executable, args.durability, tls))
+        for row, unit, _, fn in rows:
             rounds = s.rounds if unit not in ("KB", "conns") else 1
             for _ in range(rounds):  # alternate brokers, so both see the same machine state
                 for n, b in brokers.items():
@@ -242,16 +261,16 @@ def main() -> int:
         for b in brokers.values():
             b.stop()
     load1, load5, _ = os.getloadavg()  # a busy machine skews every row: say so
-    text = table(results, names) + f"\nload average during the run: {load1:.1f} (1 min), "
+    text = table(results, names, rows) + f"\nload average during the run: {load1:.1f} (1 min), "
     text += f"{load5:.1f} (5 min) on {os.cpu_count()} CPUs"
     print(text)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     meta = {"argv": sys.argv, "utc": stamp, "rlimit_nofile": hard, "loadavg": [load1, load5],
-            "roost_durability": args.durability,
+            "roost_durability": args.durability, "tls": args.tls,
             "settings": vars(s), "results": results}
-    (RESULTS / f"broker_bench-{stamp}.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (RESULTS / f"broker_bench-{stamp}.txt").write_text(" ".join(sys.argv) + "\n\n" + text + "\n")
+    (RESULTS / f"{kind}-{stamp}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (RESULTS / f"{kind}-{stamp}.txt").write_text(" ".join(sys.argv) + "\n\n" + text + "\n")
     return 0
 
 

@@ -3,12 +3,16 @@
 A role connects, sets `ready`, does its work until its own deadline or until the parent sets
 `stop`, and puts one result dict on `out`, including its CPU time and wall time so the
 report can show the generator was not the bottleneck. Every loop ends by count or deadline.
+Every role's conf has `port` and `tls`: None for plain TCP, or the client's files for
+mutual TLS ({"ca", "cert", "key", "version": "1.2" | "1.3" | None for either}).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 import time
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
@@ -21,8 +25,24 @@ CONNECT_TIMEOUT = 10.0
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def open_mqtt(port: int, client_id: str) -> Conn:
-    r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), CONNECT_TIMEOUT)
+@functools.cache
+def client_context(ca: str, cert: str, key: str, version: str | None) -> ssl.SSLContext:
+    """One context per process: every handshake is a full one (no session is resumed)."""
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    if version:
+        context.minimum_version = context.maximum_version = ssl.TLSVersion[
+            "TLSv" + version.replace(".", "_")]
+    return context
+
+
+async def open_mqtt(c: dict[str, Any], client_id: str) -> Conn:
+    """TCP connect, the TLS handshake when c["tls"], CONNECT, CONNACK."""
+    tls = c.get("tls")
+    context = client_context(tls["ca"], tls["cert"], tls["key"], tls.get("version")
+                             ) if tls else None
+    r, w = await asyncio.wait_for(asyncio.open_connection(HOST, c["port"], ssl=context),
+                                  CONNECT_TIMEOUT)
     w.write(wire.connect(client_id))
     ack = await asyncio.wait_for(r.readexactly(4), CONNECT_TIMEOUT)
     if ack[0] != 0x20 or ack[3] != 0:
@@ -32,7 +52,7 @@ async def open_mqtt(port: int, client_id: str) -> Conn:
 
 async def subscriber(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, Any]:
     """c: port, n, filter, qos, latency. Counts PUBLISH frames, acks QoS 1, keeps seqs."""
-    conns = [await open_mqtt(c["port"], f"sub{i}") for i in range(c["n"])]
+    conns = [await open_mqtt(c, f"sub{i}") for i in range(c["n"])]
     for r, w in conns:
         w.write(wire.subscribe(c["filter"], c["qos"]))
         suback = await asyncio.wait_for(r.readexactly(5), CONNECT_TIMEOUT)
@@ -137,7 +157,7 @@ async def _publish_conn(k: int, conn: Conn, c: dict[str, Any], end: float) -> di
 async def publisher(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, Any]:
     """c: port, n, topic (with {k}), qos, window, rate (0 = as fast as possible), batch,
     duration."""
-    conns = [await open_mqtt(c["port"], f"pub{k}") for k in range(c["n"])]
+    conns = [await open_mqtt(c, f"pub{k}") for k in range(c["n"])]
     ready.set()
     cpu0 = time.process_time()
     end = asyncio.get_running_loop().time() + c["duration"]
@@ -164,8 +184,8 @@ async def connector(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, A
             if done[0] >= c["total"] or loop.time() >= end:
                 return
             try:
-                _, w = await open_mqtt(c["port"], f"cr{t}-{i}")
-            except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                _, w = await open_mqtt(c, f"cr{t}-{i}")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError):  # ssl.SSLError too
                 failed[0] += 1
                 continue
             done[0] += 1
@@ -187,7 +207,7 @@ async def holder(c: dict[str, Any], ready: Event, stop: Event) -> dict[str, Any]
     async def one(i: int) -> None:
         async with gate:
             try:
-                conns.append(await open_mqtt(c["port"], f"idle{i}"))
+                conns.append(await open_mqtt(c, f"idle{i}"))
             except (OSError, TimeoutError, asyncio.IncompleteReadError):
                 failed[0] += 1
 
