@@ -206,6 +206,8 @@ class Link:
             if packets:
                 if not isinstance(packets[0], ConnAck):
                     raise LinkError(f"{type(packets[0]).__name__} before CONNACK")
+                if not packets[0].session_present:  # the remote lost our session state
+                    self.awaiting_rel.clear()
                 for packet in packets[1:]:
                     self._handle(packet)
                 return packets[0]
