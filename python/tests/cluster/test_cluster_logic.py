@@ -11,7 +11,7 @@ from harness import Client, World  # tests/broker, on sys.path by ./conftest.py
 
 from roost.broker.cluster import CONNECTED, Cluster, stamp_of, wins, with_stamp
 from roost.broker.message import Message
-from roost.broker.policy import AnonymousPolicy, ListenerAuth
+from roost.broker.policy import AclPolicy, AnonymousPolicy, ListenerAuth
 from roost.mqtt.packets import (
     ConnAck,
     Connect,
@@ -24,6 +24,7 @@ from roost.mqtt.packets import (
     Subscribe,
     Subscription,
 )
+from roost.security.acl import Acl
 
 
 @pytest.fixture
@@ -152,3 +153,22 @@ def test_a_peer_that_is_down_gets_a_bounded_queue(world: World) -> None:
     pub.send(Connect("pub"), *(Publish("q", b"%d" % i, 1, packet_id=i + 1) for i in range(15)))
     assert len(world.broker.sessions["node:b"].queue) == 10  # the oldest kept
     assert world.broker.stats.dropped_queue_full == 5
+
+
+def test_an_acl_recognises_the_node_identities(tmp_path: Path) -> None:
+    """Under an acl_file a node reads every topic and subscribes to `$cluster/#` and
+    `#`; an ordinary user granted `#` still gets no `$cluster/#`."""
+    acl = Acl.parse("user dev\ntopic readwrite #\n")
+    world = World(tmp_path, policy=AclPolicy(True, acl, None, frozenset({"node:b"})))
+    _cluster(world)
+    peer = _subscribed(world, "node:b", "secret/#", peer=True)
+    peer.send(Subscribe(2, (Subscription("$cluster/#", 1),)))
+    assert peer.expect(SubAck).reason_codes == (1,)
+    dev = world.client()
+    dev.send(Connect("dev", username="dev"))
+    dev.expect(ConnAck)
+    dev.send(Subscribe(1, (Subscription("$cluster/#", 1), Subscription("#", 1))))
+    assert dev.expect(SubAck).reason_codes == (ReasonCode.NOT_AUTHORIZED, 1)
+    dev.send(Publish("secret/x", b"s", 1, packet_id=1))
+    got = {p.topic: p.payload for p in peer.publishes()}
+    assert got == {CONNECTED: got[CONNECTED], "secret/x": b"s"}  # dev's takeover notice too

@@ -36,3 +36,21 @@ def test_every_node_to_every_node_once(tmp_path: Path, size: int) -> None:
                 assert all(counts[p] == 1 for p in sent), counts.most_common(3)
     finally:
         mesh.stop()
+
+
+def test_the_bridge_qos_caps_what_crosses(tmp_path: Path) -> None:
+    """With `qos = 1` a QoS 2 message reaches a QoS 2 subscriber on the other node at
+    QoS 1, and a local one at QoS 2."""
+    mesh = Mesh(tmp_path, 2, extra="qos = 1\n")
+    try:
+        mesh.start()
+        with clients() as make:
+            here, there = make(mesh[0], "here"), make(mesh[1], "there")
+            for s in (here, there):
+                s.subscribe("cap/#", 2)
+            make(mesh[0], "capper").publish("cap/x", b"two", 2)
+            wait_for(lambda: here.payloads() and there.payloads(), "both copies")
+            assert [m.qos for m in here.received()] == [2]
+            assert [m.qos for m in there.received()] == [1]
+    finally:
+        mesh.stop()
