@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import pwd
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from secure.broker import METRICS, Broker
-from security.procs import mosquitto
+from security.procs import daemon, free_port, mosquitto
 
 from .mesh import Sub, wait_for
 
@@ -120,3 +122,54 @@ def test_both_never_loops(pair: Pair) -> None:
         assert sorted(counts) == sorted(sent)
         assert set(counts.values()) == {1}, counts.most_common(3)
         assert s.payloads("both/end") == [b"end", b"end"]
+
+
+def test_out_messages_wait_for_mosquitto_to_return(tmp_path: Path) -> None:
+    """Mosquitto stops; QoS 1 messages published in Roost meanwhile wait in the bridge's
+    local session and reach Mosquitto once it is back (its persistent subscriber gets
+    them), each once and in order."""
+    port = free_port()
+    user = pwd.getpwuid(os.getuid()).pw_name
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nuser {user}\nallow_anonymous true\n"
+                    f"persistence true\npersistence_location {tmp_path}/\nlog_dest stderr\n")
+    config = tmp_path / "roost.toml"
+    config.write_text(f"""\
+allow_anonymous = true
+sys_interval = 0
+data_dir = "{tmp_path / 'data'}"
+[[listener]]
+bind = "127.0.0.1:0"
+[[bridge]]
+name = "mosq"
+address = "127.0.0.1:{port}"
+topics = ["q/# out 1"]
+""")
+    mosq = ["mosquitto", "-c", str(conf)]
+    sent = [f"m{i}".encode() for i in range(10)]
+    roost: Broker | None = None
+    subs: list[Sub] = []
+    try:
+        with daemon(mosq, tmp_path / "mosquitto-1.log", port):
+            roost = Broker(config)
+            assert roost.wait_log("bridge mosq up")
+            keeper = Sub(port, "keeper", clean=False, expiry=3600)
+            keeper.subscribe("q/#", 1)
+            keeper.close()
+        assert roost.wait_log(r"bridge mosq \(")  # the link saw Mosquitto go
+        local = Sub(roost.ports[0], "q-pub")
+        subs.append(local)
+        for payload in sent:
+            local.publish("q/x", payload, 1)
+        with daemon(mosq, tmp_path / "mosquitto-2.log", port):
+            assert roost.wait_log("bridge mosq up", 2)
+            back = Sub(port, "keeper", clean=False, expiry=3600)
+            subs.append(back)
+            local.publish("q/end", b"end", 1)
+            wait_for(partial(_at_least, back, "q/end", 1), "the end marker on Mosquitto")
+            assert back.payloads("q/x") == sent
+    finally:
+        for s in subs:
+            s.close()
+        if roost is not None:
+            roost.stop()
