@@ -136,6 +136,9 @@ def test_node_ids_only_on_cluster_listeners(world: World) -> None:
     c = world.client()
     c.send(Connect("node:b"))  # a node's client id on an ordinary listener
     assert c.expect(ConnAck).reason_code == ReasonCode.NOT_AUTHORIZED
+    other = world.client()
+    other.send(Connect("node:not-a-peer"))  # the whole node: namespace, in a cluster
+    assert other.expect(ConnAck).reason_code == ReasonCode.NOT_AUTHORIZED
 
 
 def test_a_peer_that_is_down_gets_a_bounded_queue(world: World) -> None:
@@ -172,3 +175,19 @@ def test_an_acl_recognises_the_node_identities(tmp_path: Path) -> None:
     dev.send(Publish("secret/x", b"s", 1, packet_id=1))
     got = {p.topic: p.payload for p in peer.publishes()}
     assert got == {CONNECTED: got[CONNECTED], "secret/x": b"s"}  # dev's takeover notice too
+
+
+def test_a_node_gone_from_the_peers_loses_its_session(tmp_path: Path) -> None:
+    """A node removed from the inventory does not leave a queue growing for a week."""
+    world = World(tmp_path, policy=AnonymousPolicy(True, None, frozenset({"node:x"})))
+    gone = world.client()
+    gone.conn.identity = "node:x"
+    gone.conn.auth = ListenerAuth("cluster", False, True, cluster=True)
+    gone.send(Connect("node:x", clean_start=False,
+                      properties={PropertyId.SESSION_EXPIRY_INTERVAL: 3600}))
+    assert gone.expect(ConnAck).reason_code == 0
+    gone.drop()
+    assert "node:x" in world.broker.sessions
+    world.restart()
+    Cluster(world.broker, "a", ["b"], queue_max=10)
+    assert "node:x" not in world.broker.sessions

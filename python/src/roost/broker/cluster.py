@@ -113,6 +113,10 @@ class Cluster:
         broker.on_connect = self.connected
         for client_id in self.peer_ids:
             broker.deliverer.queue_limits[client_id] = queue_max
+        for s in list(broker.sessions.values()):  # nodes no longer in the peer list
+            if s.client_id.startswith("node:") and s.client_id not in self.peer_ids:
+                log.info("ending the session of %r: not a peer any more", s.client_id)
+                broker.lifecycle.end_session(s, broker.stats.started)
 
     # -- what this node's clients do -------------------------------------------------
 

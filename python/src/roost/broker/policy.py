@@ -68,7 +68,7 @@ class AnonymousPolicy:
         auth = conn.auth
         identity = conn.identity
         on_cluster = auth is not None and auth.cluster
-        if on_cluster or conn.client_id in self.cluster_ids:
+        if on_cluster or (self.cluster_ids and conn.client_id.startswith("node:")):
             if not on_cluster or identity not in self.cluster_ids \
                     or conn.client_id != identity:
                 log.warning("refusing %s: %r (certificate %r) is not a cluster peer here",
