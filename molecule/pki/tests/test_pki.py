@@ -24,7 +24,7 @@ EXPECTED = {
     "molecule-pki-broker-1": (
         "node:molecule-pki-broker-1",
         "TLS Web Server Authentication, TLS Web Client Authentication",
-        "roost",
+        "root",
         True,
     ),
     "molecule-pki-lb-1": (

@@ -1,0 +1,401 @@
+"""What the `broker` role must leave on every broker node, and what the brokers must do
+for (and against) the Pis: checked on the hosts themselves, with real TLS and MQTT.
+
+The devices' listener requires a PROXY v2 header from a load balancer (HAProxy in TLS
+passthrough). The MQTT tests therefore run a small relay on a load balancer that does
+what HAProxy does, a PROXY v2 header then the bytes as they come, one port per broker;
+the Pis connect through it with their own certificates, so no key leaves its host. The
+relay runs only during this module, on the scenario's own containers.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import testinfra
+from testinfra.host import Host
+
+testinfra_hosts = ["ansible://brokers"]
+
+UNIT = "roost-broker.service"
+TLS = "/etc/roost/tls"
+SITE = "home"
+PORTS = {"devices": 8883, "cluster": 8884, "metrics": 9883}
+RELAY_BASE = 18800  # relay port for the i-th broker: RELAY_BASE + i
+MAX_EXPOSURE = 2.5
+
+# A TCP relay that sends a PROXY v2 header (the client's and the relay's addresses), then
+# copies bytes both ways: HAProxy's `send-proxy-v2` in TLS passthrough, in 30 lines.
+RELAY = r"""
+import asyncio, ipaddress, socket, sys
+SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+async def pipe(r, w):
+    try:
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+    except OSError:
+        pass
+    finally:
+        w.close()
+def handler(target, port):
+    async def handle(r, w):
+        src, dst = w.get_extra_info("peername"), w.get_extra_info("sockname")
+        header = (SIG + b"\x21\x11" + (12).to_bytes(2, "big")
+                  + ipaddress.IPv4Address(src[0]).packed + ipaddress.IPv4Address(dst[0]).packed
+                  + src[1].to_bytes(2, "big") + dst[1].to_bytes(2, "big"))
+        try:
+            br, bw = await asyncio.open_connection(target, port)
+        except OSError:
+            w.close()
+            return
+        bw.write(header)
+        await asyncio.gather(pipe(r, bw), pipe(br, w))
+    return handle
+async def main():
+    bind = sys.argv[1]
+    servers = []
+    for spec in sys.argv[2:]:
+        listen, target, port = spec.split(":")
+        servers.append(await asyncio.start_server(handler(target, int(port)), bind, int(listen)))
+    await asyncio.sleep(600)  # bounded: the test stops it long before
+asyncio.run(main())
+"""
+
+# A synchronous MQTT 5 client on the standard library: runs the steps given as JSON and
+# prints one JSON result per step. Steps: ["connect", CLIENT_ID] -> CONNACK reason (or
+# "closed"/"error: ..."), ["sub", FILTER] -> SUBACK reason, ["pub", TOPIC, PAYLOAD] ->
+# PUBACK reason (QoS 1), ["recv", SECONDS] -> [[topic, payload], ...] received meanwhile.
+CLIENT = r"""
+import json, socket, ssl, sys, time
+host, port, tls, ca, cert, key, steps = sys.argv[1:8]
+def varint(n):
+    out = b""
+    while True:
+        n, d = divmod(n, 128)
+        out += bytes([d | (128 if n else 0)])
+        if not n:
+            return out
+def s(b):
+    return len(b).to_bytes(2, "big") + b
+sock = None
+pid = 0
+def send(first, body):
+    sock.sendall(bytes([first]) + varint(len(body)) + body)
+def read(n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+def packet():
+    first = read(1)[0]
+    length, shift = 0, 0
+    while True:
+        b = read(1)[0]
+        length |= (b & 127) << shift
+        shift += 7
+        if b < 128:
+            break
+    return first, read(length)
+def wait_for(kind):
+    while True:
+        first, body = packet()
+        if first >> 4 == kind:
+            return body
+        if first >> 4 == 3:
+            received.append(decode_publish(first, body))
+        if first >> 4 == 14:
+            raise EOFError
+def decode_publish(first, body):
+    n = int.from_bytes(body[:2], "big")
+    topic = body[2:2 + n].decode()
+    at = 2 + n + (2 if first & 6 else 0)
+    plen, shift = 0, 0
+    while True:
+        b = body[at]; at += 1
+        plen |= (b & 127) << shift
+        shift += 7
+        if b < 128:
+            break
+    if first & 6:
+        send(0x40, body[2 + n:4 + n])  # PUBACK
+    return [topic, body[at + plen:].decode()]
+received = []
+results = []
+for step in json.loads(steps):
+    try:
+        if step[0] == "connect":
+            raw = socket.create_connection((host, int(port)), timeout=10)
+            if tls == "tls":
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.load_verify_locations(ca)
+                if cert:
+                    ctx.load_cert_chain(cert, key)
+                raw = ctx.wrap_socket(raw, server_hostname=host)
+            sock = raw
+            send(0x10, s(b"MQTT") + b"\x05\x02\x00\x3c\x00" + s(step[1].encode()))
+            body = wait_for(2)
+            results.append(body[1])
+        elif step[0] == "sub":
+            pid += 1
+            send(0x82, pid.to_bytes(2, "big") + b"\x00" + s(step[1].encode()) + b"\x01")
+            body = wait_for(9)
+            results.append(body[3 if body[2] == 0 else 2 + 1 + body[2]])
+        elif step[0] == "pub":
+            pid += 1
+            send(0x32, s(step[1].encode()) + pid.to_bytes(2, "big") + b"\x00" + step[2].encode())
+            body = wait_for(4)
+            results.append(body[2] if len(body) > 2 else 0)
+        elif step[0] == "recv":
+            end = time.monotonic() + float(step[1])
+            while time.monotonic() < end and not received:
+                sock.settimeout(max(0.1, end - time.monotonic()))
+                try:
+                    first, body = packet()
+                except socket.timeout:
+                    break
+                if first >> 4 == 3:
+                    received.append(decode_publish(first, body))
+            results.append(received[:])
+            received.clear()
+    except (OSError, EOFError, ssl.SSLError) as e:
+        results.append("closed" if isinstance(e, EOFError) else f"error: {type(e).__name__}: {e}")
+        break
+print(json.dumps(results))
+"""
+
+
+def other(request: pytest.FixtureRequest, name: str) -> Host:
+    return testinfra.get_host(
+        f"ansible://{name}", ansible_inventory=request.config.option.ansible_inventory)
+
+
+def name_of(host: Host) -> str:
+    return str(host.ansible.get_variables()["inventory_hostname"])
+
+
+def groups(host: Host) -> dict[str, list[str]]:
+    return dict(host.ansible.get_variables()["groups"])
+
+
+def address(host: Host) -> str:
+    return str(host.ansible("setup", "gather_subset=!all,network")
+               ["ansible_facts"]["ansible_default_ipv4"]["address"])
+
+
+def show(host: Host, prop: str) -> str:
+    return str(host.check_output(f"systemctl show -p {prop} --value {UNIT}"))
+
+
+def mqtt(pi: Host, target: str, port: int, steps: list[list[str]], *, tls: bool = True,
+         cert: bool = True) -> list[Any]:
+    """Run CLIENT on a Pi with the Pi's own certificate (or none) against target:port."""
+    fact = json.loads(pi.file("/etc/ansible/facts.d/roost_pki.fact").content_string)
+    args = [target, port, "tls" if tls else "plain", fact["ca"],
+            fact["cert"] if cert else "", fact["key"] if cert else "", json.dumps(steps)]
+    out = pi.check_output(f"python3 -c {shlex.quote(CLIENT)} "
+                          + " ".join(shlex.quote(str(a)) for a in args))
+    result: list[Any] = json.loads(out)
+    return result
+
+
+class Lab:
+    """The relay on the first load balancer and the two Pis whose agents it paused."""
+
+    def __init__(self, request: pytest.FixtureRequest, host: Host) -> None:
+        names = groups(host)
+        self.brokers = sorted(names["brokers"])
+        self.lb = other(request, names["loadbalancers"][0])
+        self.pis = [other(request, n) for n in sorted(names["pis"])[:2]]
+        self.ids = [str(p.ansible.get_variables().get("roost_client_id", name_of(p)))
+                    for p in self.pis]
+        self.lb_address = address(self.lb)
+        self.addresses = {b: address(other(request, b)) for b in self.brokers}
+
+    def port(self, broker: str) -> int:
+        return RELAY_BASE + self.brokers.index(broker)
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, host: Host) -> Iterator[Lab]:
+    lab = Lab(request, host)
+    if len(lab.pis) < 2:
+        pytest.skip("the ACL tests need two Pis")
+    specs = [f"{lab.port(b)}:{lab.addresses[b]}:{PORTS['devices']}" for b in lab.brokers]
+    lab.lb.run("systemctl stop roost-test-relay.service")
+    lab.lb.check_output(
+        "systemd-run --unit roost-test-relay --property RuntimeMaxSec=900 /usr/bin/python3 -c "
+        + shlex.quote(RELAY) + " " + lab.lb_address + " " + " ".join(specs))
+    # The agents own the Pis' client ids: pause them, or they and the probes would take
+    # over each other's sessions.
+    for pi in lab.pis:
+        pi.run("systemctl stop roost-agent.service")
+    deadline = time.monotonic() + 30
+    while lab.lb.run(f"ss -Htln 'sport = :{lab.port(lab.brokers[-1])}' | grep -q .").rc:
+        assert time.monotonic() < deadline, "the relay did not start"
+        time.sleep(0.5)
+    yield lab
+    lab.lb.run("systemctl stop roost-test-relay.service")
+    for pi in lab.pis:
+        pi.run("systemctl start roost-agent.service")
+
+
+# --- the node itself ----------------------------------------------------------------
+
+
+def test_broker_is_enabled_active_and_sent_ready(host: Host) -> None:
+    service = host.service("roost-broker")
+    assert service.is_enabled
+    assert service.is_running
+    assert show(host, "Type") == "notify"  # active means READY=1 arrived
+    assert show(host, "WatchdogUSec") == "30s"
+    assert show(host, "NRestarts") == "0"
+
+
+def test_broker_runs_as_roost_from_the_root_owned_venv(host: Host) -> None:
+    pid = show(host, "MainPID")
+    assert host.check_output(f"ps -o user= -p {pid}") == "roost"
+    assert host.run("runuser -u roost -- touch /opt/roost/venv/probe").rc != 0
+
+
+def test_listens_on_its_three_ports_only(host: Host) -> None:
+    pid = show(host, "MainPID")
+    lines = host.check_output("ss -Htlnp").splitlines()
+    mine = sorted({int(line.split()[3].rsplit(":", 1)[1])
+                   for line in lines if f"pid={pid}," in line})
+    assert mine == sorted(PORTS.values())
+    everything = {int(line.split()[3].rsplit(":", 1)[1]) for line in lines}
+    assert 1883 not in everything
+    metrics = [line.split()[3] for line in lines if line.split()[3].endswith(":9883")]
+    assert metrics == [f"{address(host)}:9883"]  # the node's address, not every interface
+
+
+def test_node_key_is_roots_and_reaches_the_broker_only_as_a_credential(host: Host) -> None:
+    name = name_of(host)
+    key = host.file(f"{TLS}/{name}.key")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    assert host.run(f"runuser -u roost -- cat {TLS}/{name}.key").rc != 0
+    unit = host.file("/etc/systemd/system/roost-broker.service").content_string
+    assert f"LoadCredential=node.key:{TLS}/{name}.key" in unit
+    cert = host.file(f"{TLS}/{name}.crt")
+    assert (cert.user, cert.mode) == ("root", 0o644)
+    assert host.file(f"{TLS}/crl.pem").mode == 0o644
+
+
+def test_node_certificate_chains_to_the_ca_with_its_node_name(host: Host) -> None:
+    name = name_of(host)
+    assert host.check_output(
+        f"openssl verify -CAfile {TLS}/ca.crt -crl_check -CRLfile {TLS}/crl.pem {TLS}/{name}.crt"
+    ).endswith(": OK")
+    subject = host.check_output(
+        f"openssl x509 -noout -subject -nameopt RFC2253 -in {TLS}/{name}.crt")
+    assert subject == f"subject=CN=node:{name}"
+    sans = host.check_output(f"openssl x509 -noout -ext subjectAltName -in {TLS}/{name}.crt")
+    assert f"IP Address:{address(host)}" in sans  # where its peers connect
+
+
+def test_config_and_acl_come_from_the_inventory(host: Host) -> None:
+    config = host.file("/etc/roost/broker.toml")
+    assert (config.user, config.group, config.mode) == ("root", "roost", 0o640)
+    assert host.run("/opt/roost/venv/bin/roost broker check-config /etc/roost/broker.toml").rc == 0
+    text = config.content_string
+    assert 'proxy_protocol = "v2"' in text
+    assert "allow_anonymous = false" in text
+    acl = host.file("/etc/roost/acl")
+    assert (acl.user, acl.group, acl.mode) == ("root", "roost", 0o640)
+    assert f"pattern readwrite roost/{SITE}/%c/#" in acl.content_string
+
+
+def test_cluster_peers_are_the_other_brokers(host: Host) -> None:
+    text = host.file("/etc/roost/broker.toml").content_string
+    name = name_of(host)
+    assert f'node = "{name}"' in text
+    for peer in groups(host)["brokers"]:
+        assert (f'name = "{peer}"' in text) == (peer != name), peer
+
+
+def test_healthz_says_accepting(host: Host) -> None:
+    out = host.check_output(f"python3 -c \"import urllib.request; print(urllib.request."
+                            f"urlopen('http://{address(host)}:9883/healthz', timeout=5).status)\"")
+    assert out == "200"
+
+
+def test_unit_is_hardened(host: Host) -> None:
+    assert show(host, "NoNewPrivileges") == "yes"
+    assert show(host, "ProtectSystem") == "strict"
+    assert show(host, "CapabilityBoundingSet") == ""
+    exposure = host.check_output(f"systemd-analyze security {UNIT} | tail -1")
+    assert float(exposure.split()[-3]) <= MAX_EXPOSURE, exposure
+
+
+# --- what a Pi can and cannot do -----------------------------------------------------
+
+
+def test_pi_is_refused_without_the_load_balancers_proxy_header(
+        host: Host, lab: Lab) -> None:
+    # Straight to the broker: the Pi is no trusted proxy, so the broker closes the socket.
+    target = lab.addresses[name_of(host)]
+    result = mqtt(lab.pis[0], target, PORTS["devices"], [["connect", lab.ids[0]]])
+    assert result[0] == "closed" or result[0].startswith("error"), result
+
+
+def test_pi_connects_with_its_certificate_through_a_proxy(host: Host, lab: Lab) -> None:
+    result = mqtt(lab.pis[0], lab.lb_address, lab.port(name_of(host)),
+                  [["connect", lab.ids[0]]])
+    assert result == [0], result
+
+
+def test_client_id_must_be_the_certificates_name(host: Host, lab: Lab) -> None:
+    result = mqtt(lab.pis[0], lab.lb_address, lab.port(name_of(host)),
+                  [["connect", lab.ids[1]]])
+    assert result != [0], result
+
+
+def test_anonymous_and_plaintext_are_refused(host: Host, lab: Lab) -> None:
+    port = lab.port(name_of(host))
+    anonymous = mqtt(lab.pis[0], lab.lb_address, port, [["connect", "anon"]], cert=False)
+    assert anonymous[0] == "closed" or anonymous[0].startswith("error"), anonymous
+    plain = mqtt(lab.pis[0], lab.lb_address, port, [["connect", "plain"]], tls=False)
+    assert plain[0] == "closed" or plain[0].startswith("error"), plain
+
+
+def test_pi_uses_its_own_topics_only(host: Host, lab: Lab) -> None:
+    me, them = lab.ids
+    mine, theirs = f"roost/{SITE}/{me}", f"roost/{SITE}/{them}"
+    result = mqtt(lab.pis[0], lab.lb_address, lab.port(name_of(host)), [
+        ["connect", me],
+        ["sub", f"{mine}/#"],            # granted QoS 1
+        ["sub", f"{theirs}/#"],          # 0x87 not authorized
+        ["sub", f"roost/{SITE}/+/status"],  # wider than its own topics
+        ["sub", "#"],
+        ["pub", f"{mine}/telemetry/probe", "ok"],       # delivered to itself
+        ["pub", f"{theirs}/telemetry/probe", "intrusion"],  # 0x87
+        ["pub", f"{theirs}/cmd/reboot", "intrusion"],
+        ["recv", "2"],
+    ])
+    assert result[:8] == [0, 1, 0x87, 0x87, 0x87, 0, 0x87, 0x87], result
+    assert result[8] == [[f"{mine}/telemetry/probe", "ok"]], result
+
+
+def test_per_host_acl_extra_is_granted_and_nothing_more(host: Host, lab: Lab) -> None:
+    # molecule/default/host_vars: the second Pi may write the first Pi's commands only.
+    first, second = lab.ids
+    acl = host.file("/etc/roost/acl").content_string
+    assert f"user {second}\ntopic write roost/{SITE}/{first}/cmd/#" in acl
+    result = mqtt(lab.pis[1], lab.lb_address, lab.port(name_of(host)), [
+        ["connect", second],
+        ["pub", f"roost/{SITE}/{first}/cmd/ping", "hello"],
+        ["pub", f"roost/{SITE}/{first}/telemetry/fake", "lie"],
+        ["sub", f"roost/{SITE}/{first}/cmd/#"],
+    ])
+    assert result[:3] == [0, 0x10, 0x87] or result[:3] == [0, 0, 0x87], result
+    assert result[3] == 0x87, result
