@@ -36,12 +36,16 @@ def _cluster(world: World) -> Cluster:
     return Cluster(world.broker, "a", ["b", "c"], queue_max=10)
 
 
-def _subscribed(world: World, client_id: str, f: str = "#", *, peer: bool = False) -> Client:
+def _subscribed(world: World, client_id: str, f: str = "#", *, peer: bool = False,
+                expiry: int = 0) -> Client:
+    """A client subscribed to `f`; `peer`: a node on a cluster listener, as its
+    certificate names it; `expiry`: a persistent session."""
     c = world.client()
     if peer:
         c.conn.identity = client_id
         c.conn.auth = ListenerAuth("cluster", False, True, cluster=True)
-    c.send(Connect(client_id))
+    props = {PropertyId.SESSION_EXPIRY_INTERVAL: expiry} if expiry else {}
+    c.send(Connect(client_id, clean_start=not expiry, properties=props))
     assert c.expect(ConnAck).reason_code == 0
     c.send(Subscribe(1, (Subscription(f, 1),)))
     c.expect(SubAck)
@@ -143,15 +147,7 @@ def test_node_ids_only_on_cluster_listeners(world: World) -> None:
 
 def test_a_peer_that_is_down_gets_a_bounded_queue(world: World) -> None:
     _cluster(world)  # queue_max=10 for node:b and node:c
-    peer = world.client()
-    peer.conn.identity = "node:b"
-    peer.conn.auth = ListenerAuth("cluster", False, True, cluster=True)
-    peer.send(Connect("node:b", clean_start=False,
-                      properties={PropertyId.SESSION_EXPIRY_INTERVAL: 3600}))
-    assert peer.expect(ConnAck).reason_code == 0
-    peer.send(Subscribe(1, (Subscription("#", 1),)))
-    peer.expect(SubAck)
-    peer.drop()
+    _subscribed(world, "node:b", peer=True, expiry=3600).drop()
     pub = world.client()
     pub.send(Connect("pub"), *(Publish("q", b"%d" % i, 1, packet_id=i + 1) for i in range(15)))
     assert len(world.broker.sessions["node:b"].queue) == 10  # the oldest kept
@@ -180,13 +176,7 @@ def test_an_acl_recognises_the_node_identities(tmp_path: Path) -> None:
 def test_a_node_gone_from_the_peers_loses_its_session(tmp_path: Path) -> None:
     """A node removed from the inventory does not leave a queue growing for a week."""
     world = World(tmp_path, policy=AnonymousPolicy(True, None, frozenset({"node:x"})))
-    gone = world.client()
-    gone.conn.identity = "node:x"
-    gone.conn.auth = ListenerAuth("cluster", False, True, cluster=True)
-    gone.send(Connect("node:x", clean_start=False,
-                      properties={PropertyId.SESSION_EXPIRY_INTERVAL: 3600}))
-    assert gone.expect(ConnAck).reason_code == 0
-    gone.drop()
+    _subscribed(world, "node:x", peer=True, expiry=3600).drop()
     assert "node:x" in world.broker.sessions
     world.restart()
     Cluster(world.broker, "a", ["b"], queue_max=10)
