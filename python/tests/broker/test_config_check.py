@@ -74,9 +74,10 @@ BAD = [
      'trusted_proxies = ["10.0.0.300"]\n', 4, "not an address"),
     ('[[listener]]\nbind = "127.0.0.1:1"\nproxy_protocol = "v1"\n'
      'trusted_proxies = ["10.0.0.3"]\nproxy_tls_identity = true\n', 5, "needs proxy_protocol"),
-    ('[[listener]]\nbind = "127.0.0.1:1"\ntls = { cert = "a", key = "b", ca = "c" }\n'
+    ('[[listener]]\nbind = "127.0.0.1:1"\n'
+     'tls = { cert = "a", key = "b", ca = "c", require_client_cert = false }\n'
      'proxy_protocol = "v2"\ntrusted_proxies = ["10.0.0.3"]\nproxy_tls_identity = true\n', 6,
-     "ends TLS itself"),
+     "needs require_client_cert"),
 ]
 
 

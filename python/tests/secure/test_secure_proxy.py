@@ -1,6 +1,7 @@
 """PROXY protocol end to end: raw sockets play the load balancer (v1, v2, malformed,
 missing, untrusted), and a real HAProxy ends TLS and forwards the verified CN
-(`send-proxy-v2-ssl-cn`) to a broker listener with `proxy_tls_identity = true`."""
+(`send-proxy-v2-ssl-cn`) to a broker listener with `proxy_tls_identity = true`: in clear,
+or re-encrypted with the load balancer's own certificate (the kit's termination mode)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, Connect
 from security.certs import Issued, client_context, issue, make_ca
 
-from .broker import WAIT, Broker, Client, haproxy
+from .broker import WAIT, Broker, Client, haproxy, tls_table
 
-V1, UNTRUSTED, HAPROXIED = 0, 1, 2
+V1, UNTRUSTED, HAPROXIED, REENCRYPTED = 0, 1, 2, 3
 
 
 @dataclass
@@ -27,11 +28,12 @@ class Lab:
     device: Issued
     broker: Broker
     haproxy_port: int
+    reencrypt_port: int
 
 
-def _config(directory: Path) -> Path:
+def _config(directory: Path, ca: Issued, server: Issued) -> Path:
     config = directory / "broker.toml"
-    config.write_text("""\
+    config.write_text(f"""\
 [[listener]]
 name = "lb-v1"
 bind = "127.0.0.1:0"
@@ -52,6 +54,14 @@ bind = "127.0.0.1:0"
 proxy_protocol = "v2"
 trusted_proxies = ["127.0.0.1/32"]
 proxy_tls_identity = true
+
+[[listener]]
+name = "lb-reencrypted"
+bind = "127.0.0.1:0"
+{tls_table(ca, server)}
+proxy_protocol = "v2"
+trusted_proxies = ["127.0.0.1/32"]
+proxy_tls_identity = true
 """)
     return config
 
@@ -63,11 +73,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("proxy")
     ca = make_ca(tmp)
     server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
-    broker = Broker(_config(tmp), listeners=3)
+    lb = issue(ca, "node:lb-1", server=True, client_too=True)
+    broker = Broker(_config(tmp, ca, server), listeners=4)
+    front = f"ssl crt {lb.bundle()} ca-file {ca.cert_path} verify required"
+    (tmp / "re").mkdir()
+    back = f"ssl crt {lb.bundle()} ca-file {ca.cert_path} verify required verifyhost localhost"
     try:
-        with haproxy(tmp, broker.ports[HAPROXIED], "send-proxy-v2-ssl-cn",
-                     f"ssl crt {server.bundle()} ca-file {ca.cert_path} verify required") as port:
-            yield Lab(ca, device, broker, port)
+        with haproxy(tmp, broker.ports[HAPROXIED], "send-proxy-v2-ssl-cn", front) as port, \
+                haproxy(tmp / "re", broker.ports[REENCRYPTED],
+                        f"{back} send-proxy-v2-ssl-cn", front) as again:
+            yield Lab(ca, device, broker, port, again)
     finally:
         assert broker.stop() == 0
 
@@ -146,3 +161,25 @@ def test_haproxied_listener_without_a_certificate_is_anonymous_and_refused(lab: 
     header = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
               b"\xcb\x00\x71\x07\x7f\x00\x00\x01\x10\x92\x07\x5b")
     assert _reason(_exchange(lab.broker.ports[HAPROXIED], header, "no-cert")) == 0x87
+
+
+def test_reencrypted_haproxy_forwards_the_verified_cn(lab: Lab) -> None:
+    """The broker's TLS peer is the load balancer; the client is the CN it verified."""
+    client = Client(lab.reencrypt_port, "pi-0001", context=client_context(lab.ca, lab.device))
+    try:
+        assert client.accepted, client.result
+        assert lab.broker.wait_log(r"connected 'pi-0001' from 127\.0\.0\.1:\d+ \(MQTT 5, "
+                                   r"user 'pi-0001'\)")
+    finally:
+        client.close()
+    wrong = Client(lab.reencrypt_port, "pi-0002", context=client_context(lab.ca, lab.device))
+    wrong.close()
+    assert wrong.result == 0x87  # the forwarded CN, not the LB's, must be the client id
+
+
+def test_reencrypted_listener_refuses_a_device_that_bypasses_the_proxy(lab: Lab) -> None:
+    # A Pi's own certificate straight to the broker port: no PROXY header, closed.
+    direct = Client(lab.broker.ports[REENCRYPTED], "pi-0001",
+                    context=client_context(lab.ca, lab.device))
+    direct.close()
+    assert not direct.accepted

@@ -345,15 +345,18 @@ def _listener(item: dict[str, Any], i: int) -> Listener:
     if proxy != "off" and not trusted:
         raise _KeyError("proxy_protocol needs trusted_proxies", "listener", "proxy_protocol", i)
     tls = get("tls", dict, None)
-    if tls is not None and get("proxy_tls_identity", bool, False):
-        raise _KeyError("proxy_tls_identity is for a proxy that ends TLS; this listener "
-                        "ends TLS itself (tls = {...})", "listener", "proxy_tls_identity", i)
     if get("proxy_tls_identity", bool, False) and proxy not in ("v2", "any"):
         raise _KeyError("proxy_tls_identity needs proxy_protocol \"v2\" or \"any\"",
                         "listener", "proxy_tls_identity", i)
+    files = None if tls is None else _tls(tls, i)
+    if files is not None and not files.require_client_cert \
+            and get("proxy_tls_identity", bool, False):
+        raise _KeyError("proxy_tls_identity with tls needs require_client_cert = true: the "
+                        "load balancer proves itself with its certificate", "listener",
+                        "proxy_tls_identity", i)
     return Listener(
         where.host, where.port, name=get("name", str, str(where)),
-        tls=None if tls is None else _tls(tls, i),
+        tls=files,
         allow_anonymous=get("allow_anonymous", bool, None),
         client_id_is_identity=get("client_id_is_identity", bool, True),
         proxy_protocol=proxy, trusted_proxies=tuple(trusted),

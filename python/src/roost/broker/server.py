@@ -79,16 +79,17 @@ def _forwarded(info: ProxyInfo) -> str | None:
 
 
 class _Protocol(asyncio.Protocol):
-    __slots__ = ("conn", "forwarded", "listener", "peer", "pending", "serial", "server",
-                 "transport")
+    __slots__ = ("conn", "forwarded", "listener", "peer", "pending", "proxied_cn", "serial",
+                 "server", "transport")
 
     def __init__(self, server: Server, listener: ListenerState,
-                 forwarded: str | None = None) -> None:
+                 forwarded: str | None = None, proxied_cn: str | None = None) -> None:
         self.server = server
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self.forwarded = forwarded  # a TLS listener's PROXY address, read before the handshake
+        self.proxied_cn = proxied_cn  # and the CN the proxy verified (proxy_tls_identity)
         self.peer = ""
         self.serial: int | None = None  # the client certificate's, for CRL reloads
         self.pending = b""  # bytes before a complete PROXY header
@@ -104,6 +105,10 @@ class _Protocol(asyncio.Protocol):
             der = sslobj.getpeercert(binary_form=True)
             self.serial = None if der is None else certificate_serial(der)
             identity = peer_identity(sslobj, tls.identity)
+            if self.listener.config.proxy_tls_identity:
+                # TLS re-encrypted by the load balancer: the certificate is the proxy's
+                # own; the client is the one it verified and named in the header.
+                identity = self.proxied_cn
         proxy = self.listener.proxy
         if proxy is None or tls is not None:  # TLS: PROXY was read before the handshake
             if self.forwarded is not None:
@@ -400,7 +405,7 @@ class Server:
         peer = f"{host}:{address[1]}"
         timeout = self.config.settings.connect_timeout
         sock.setblocking(False)
-        forwarded = None
+        forwarded = cn = None
         proxy = state.proxy
         if proxy is not None:
             if not proxy.trusted(address[0]):
@@ -416,9 +421,11 @@ class Server:
                 sock.close()
                 return
             forwarded = _forwarded(info)
+            if state.config.proxy_tls_identity and info.ssl_verified:
+                cn = info.ssl_cn
         try:
             await loop.connect_accepted_socket(
-                lambda: _Protocol(self, state, forwarded), sock, ssl=context,
+                lambda: _Protocol(self, state, forwarded, cn), sock, ssl=context,
                 ssl_handshake_timeout=timeout)
         except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
             sock.close()
