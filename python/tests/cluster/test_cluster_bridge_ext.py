@@ -47,7 +47,8 @@ bind = "127.0.0.1:0"
 [[bridge]]
 name = "mosq"
 address = "127.0.0.1:{port}"
-topics = ["out/# out 1 local/ remote/", "in/# in 2 local/ remote/", "both/# both 1"]
+topics = ["out/# out 1 local/ remote/", "in/# in 2 local/ remote/", "both/# both 1",
+          "two/# out 2"]
 """)
         roost = Broker(config)
         http = int(next(m for m in map(METRICS.search, roost.lines) if m).group(1))
@@ -79,6 +80,13 @@ def test_out_with_prefixes(pair: Pair) -> None:
     local.publish("local/elsewhere", b"not bridged", 1)
     wait_for(lambda: len(remote.payloads()) >= 5, "the messages on Mosquitto")
     assert remote.payloads("remote/out/a") == [f"m{i}".encode() for i in range(5)]
+    exact = pair.client("mosq", "remote-sub-2")
+    exact.subscribe("two/#", 2)
+    for i in range(5):
+        local.publish("two/x", f"q{i}".encode(), 2)
+    wait_for(lambda: len(exact.payloads()) >= 5, "the QoS 2 messages on Mosquitto")
+    assert exact.payloads() == [f"q{i}".encode() for i in range(5)]
+    assert {m.qos for m in exact.received()} == {2}
 
 
 def test_in_with_prefixes(pair: Pair) -> None:

@@ -136,14 +136,17 @@ class Link:
                 await asyncio.sleep(delay)
             was_up = False
             try:
-                was_up = await self._session()
+                await self._session()
             except (OSError, ssl.SSLError, TimeoutError, RemoteProtocolError, LinkError) as e:
                 log.warning("bridge %s (%s:%d): %s", self.name, self.host, self.port,
                             e or type(e).__name__)
+            except Exception:  # a bug of ours: log it, keep the link alive
+                log.exception("bridge %s: internal error; reconnecting", self.name)
             finally:
                 if self._writer is not None:
                     self._writer.close()
                     self._writer = None
+                was_up = self.up
                 if self.up:
                     self.up = False
                     self.on_down()
@@ -152,8 +155,8 @@ class Link:
             else:
                 self.backoff.failed()
 
-    async def _session(self) -> bool:
-        """One connection, until it breaks; True if it got as far as CONNACK."""
+    async def _session(self) -> None:
+        """One connection, until it breaks (always by an exception)."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             self.host, self.port, ssl=self.context,
             server_hostname=self.host if self.context else None), CONNECT_TIMEOUT)
