@@ -90,9 +90,11 @@ class Node:
 class Mesh:
     """`count` nodes, each listing every other one as a peer."""
 
-    def __init__(self, directory: Path, count: int = 3, extra: str = "") -> None:
+    def __init__(self, directory: Path, count: int = 3, extra: str = "",
+                 crl: Path | None = None) -> None:
         self.directory = directory
         self.ca = make_ca(directory)
+        self.crl = crl
         names = [f"broker-{i + 1}" for i in range(count)]
         self.nodes = [Node(n, directory, issue(self.ca, f"node:{n}", server=True,
                                                client_too=True, name=n), free_port())
@@ -103,7 +105,7 @@ class Mesh:
     def write_config(self, node: Node, extra: str = "") -> None:
         peers = ", ".join(f'{{ name = "{p.name}", host = "127.0.0.1", port = {p.cluster_port} }}'
                           for p in self.nodes if p is not node)
-        tls = tls_table(self.ca, node.cert)
+        tls = tls_table(self.ca, node.cert, **({} if self.crl is None else {"crl": self.crl}))
         node.config.write_text(f"""\
 data_dir = "{self.directory / ('data-' + node.name)}"
 allow_anonymous = true

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from security.certs import issue, make_crl
+
 from .mesh import Mesh, clients, wait_for
 from .test_cluster_nodes import _retained
 
@@ -56,5 +58,27 @@ def test_kill_9_and_return(tmp_path: Path) -> None:
                 assert all(counts[p] == 1 for p in sent), counts.most_common(3)
                 assert back.payloads("k/a") == [p for p in sent if p.startswith(b"a")]
         assert _retained(mesh, "r/late") == [[b"while down"]] * 3
+    finally:
+        mesh.stop()
+
+
+def test_renewed_node_certificates_after_sighup(tmp_path: Path) -> None:
+    """broker-1 gets a new certificate and SIGHUP; broker-2's CRL then revokes the old
+    one and SIGHUP drops broker-1's link: it comes back with the new certificate."""
+    mesh = Mesh(tmp_path, 2, crl=tmp_path / "crl.pem")
+    make_crl(mesh.ca)
+    try:
+        mesh.start()
+        a, b = mesh.nodes
+        assert a.broker is not None and b.broker is not None
+        old = a.cert
+        a.cert = issue(mesh.ca, "node:broker-1", server=True, client_too=True, name="broker-1")
+        a.broker.reload()
+        assert a.broker.wait_log("reloaded certificates")
+        make_crl(mesh.ca, revoked=[old])
+        b.broker.reload()
+        assert b.broker.wait_log(r"disconnecting .*node:broker-1.* is revoked")
+        assert a.broker.wait_log("bridge to broker-2 up", 2)
+        mesh.wait_joined()
     finally:
         mesh.stop()

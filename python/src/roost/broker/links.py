@@ -5,10 +5,12 @@ the engine's hooks are in place for the first client."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from roost.broker.bridge import ClusterLinks
 from roost.broker.bridges_ext import ExternalBridge
+from roost.broker.cluster_config import link_context
 
 if TYPE_CHECKING:
     from roost.broker.server import Server
@@ -33,6 +35,23 @@ class Links:
             await self.cluster.stop()
         for bridge in self.external:
             await bridge.stop()
+
+    def reloaded(self) -> Callable[[], None]:
+        """SIGHUP: read the links' certificates again (raising OSError or TlsError, the
+        running ones kept); the function returned puts them in place."""
+        cluster = self.cluster
+        mine = None if cluster is None else link_context(cluster.config.tls)
+        theirs = [(b, None if b.config.tls is None else link_context(b.config.tls))
+                  for b in self.external]
+
+        def apply() -> None:
+            if cluster is not None and mine is not None:
+                for link in cluster.links.values():
+                    link.context = mine
+            for bridge, context in theirs:
+                bridge.link.context = context
+
+        return apply
 
     def peers(self) -> dict[str, bool]:
         """Each cluster peer: is our bridge to it connected?"""

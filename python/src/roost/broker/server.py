@@ -513,6 +513,7 @@ class Server:
             listeners = [ListenerState(lst, config.anonymous(lst)) for lst in config.listeners]
             metrics = self.metrics_listener
             metrics_tls = None if metrics is None else ListenerState(metrics.config, False).tls
+            relink = None if self.links is None else self.links.reloaded()
         except (OSError, LineError, TlsError) as e:
             log.error("reload refused, keeping the running configuration: %s", e)
             return
@@ -521,6 +522,8 @@ class Server:
             metrics.tls = metrics_tls
         for old, new in zip(self.listeners, listeners, strict=True):
             old.tls = new.tls  # the protocols hold `old`: new handshakes see the new files
+        if relink is not None:
+            relink()  # the bridges' next connections use the new certificates
         log.info("reloaded certificates, CRLs, ACL and password file")
         self._drop_revoked()
 
