@@ -323,10 +323,27 @@ def test_cluster_peers_are_the_other_brokers(host: Host) -> None:
         assert (f'name = "{peer}"' in text) == (peer != name), peer
 
 
-def test_healthz_says_accepting(host: Host) -> None:
-    out = host.check_output(f"python3 -c \"import urllib.request; print(urllib.request."
-                            f"urlopen('http://{address(host)}:9883/healthz', timeout=5).status)\"")
-    assert out == "200"
+def healthz(host: Host) -> dict[str, Any]:
+    out = host.check_output(
+        "python3 -c " + shlex.quote(
+            "import json, urllib.request; r = urllib.request.urlopen("
+            f"'http://{address(host)}:{PORTS['metrics']}/healthz', timeout=5); "
+            "print(json.dumps({'status': r.status, 'body': r.read().decode()}))"))
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def test_healthz_says_accepting_and_every_bridge_is_up(host: Host) -> None:
+    health = healthz(host)
+    assert health["status"] == 200, health
+    body = json.loads(health["body"])
+    assert body["accepting"] is True, body
+    peers = sorted(set(groups(host)["brokers"]) - {name_of(host)})
+    deadline = time.monotonic() + 60  # a peer restarted last may still be reconnecting
+    while sorted(b for b, up in body["bridges"].items() if up) != peers:
+        assert time.monotonic() < deadline, body
+        time.sleep(2)
+        body = json.loads(healthz(host)["body"])
 
 
 def test_unit_is_hardened(host: Host) -> None:
@@ -373,17 +390,17 @@ def test_pi_uses_its_own_topics_only(host: Host, lab: Lab) -> None:
     mine, theirs = f"roost/{SITE}/{me}", f"roost/{SITE}/{them}"
     result = mqtt(lab.pis[0], lab.lb_address, lab.port(name_of(host)), [
         ["connect", me],
-        ["sub", f"{mine}/#"],            # granted QoS 1
+        ["sub", f"{mine}/probe/#"],      # granted QoS 1 (the agent's retained topics aside)
         ["sub", f"{theirs}/#"],          # 0x87 not authorized
         ["sub", f"roost/{SITE}/+/status"],  # wider than its own topics
         ["sub", "#"],
-        ["pub", f"{mine}/telemetry/probe", "ok"],       # delivered to itself
+        ["pub", f"{mine}/probe/own", "ok"],             # delivered to itself
         ["pub", f"{theirs}/telemetry/probe", "intrusion"],  # 0x87
         ["pub", f"{theirs}/cmd/reboot", "intrusion"],
         ["recv", "2"],
     ])
     assert result[:8] == [0, 1, 0x87, 0x87, 0x87, 0, 0x87, 0x87], result
-    assert result[8] == [[f"{mine}/telemetry/probe", "ok"]], result
+    assert result[8] == [[f"{mine}/probe/own", "ok"]], result
 
 
 def test_per_host_acl_extra_is_granted_and_nothing_more(host: Host, lab: Lab) -> None:
@@ -399,3 +416,34 @@ def test_per_host_acl_extra_is_granted_and_nothing_more(host: Host, lab: Lab) ->
     ])
     assert result[:3] == [0, 0x10, 0x87] or result[:3] == [0, 0, 0x87], result
     assert result[3] == 0x87, result
+
+
+def test_a_message_crosses_the_cluster(host: Host, lab: Lab) -> None:
+    # The first Pi subscribes to its commands on the next broker; the second Pi (allowed
+    # by its ACL extra) publishes one through this broker: the bridge must carry it over.
+    first, second = lab.ids
+    here = name_of(host)
+    there = lab.brokers[(lab.brokers.index(here) + 1) % len(lab.brokers)]
+    topic = f"roost/{SITE}/{first}/cmd/cross-{here}"
+    fact = json.loads(lab.pis[0].file("/etc/ansible/facts.d/roost_pki.fact").content_string)
+    args = [lab.lb_address, lab.port(there), "tls", fact["ca"], fact["cert"], fact["key"],
+            json.dumps([["connect", first], ["sub", f"roost/{SITE}/{first}/cmd/#"],
+                        ["recv", "25"]])]
+    out = "/run/roost-test-sub.json"
+    lab.pis[0].run("systemctl stop roost-test-sub.service; "
+                   "systemctl reset-failed roost-test-sub.service")
+    lab.pis[0].check_output(
+        f"rm -f {out}; systemd-run --unit roost-test-sub --property RuntimeMaxSec=60 "
+        f"--property StandardOutput=file:{out} /usr/bin/python3 -c {shlex.quote(CLIENT)} "
+        + " ".join(shlex.quote(str(a)) for a in args))
+    time.sleep(3)  # connected and subscribed, and the subscription known on every node
+    sent = mqtt(lab.pis[1], lab.lb_address, lab.port(here),
+                [["connect", second], ["pub", topic, "across"]])
+    assert sent[0] == 0, sent
+    deadline = time.monotonic() + 40
+    while lab.pis[0].run(f"test -s {out}").rc != 0:
+        assert time.monotonic() < deadline, "the subscriber never finished"
+        time.sleep(1)
+    received = json.loads(lab.pis[0].file(out).content_string)
+    assert received[:2] == [0, 1], received
+    assert received[2] == [[topic, "across"]], received
