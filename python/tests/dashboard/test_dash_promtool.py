@@ -77,7 +77,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (out / "hosts.yml").write_text(INVENTORY)
     (out / "render.yml").write_text(RENDER.format(role=ROLE, out=out))
     done = subprocess.run([str(PLAYBOOK), "-i", str(out / "hosts.yml"), str(out / "render.yml"),
-                           "-e", f"monitoring_rules_dir={out}/rules"],
+                           "-e", f"monitoring_rules_dir={out}/rules",
+                           "-e", '{"monitoring_dashboard_enabled": true}'],
                           capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
