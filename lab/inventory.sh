@@ -27,5 +27,12 @@ hosts_in() {
       echo "          ansible_host: $LAB_NAME-$host"
     done
   done
+  # Prometheus (roles/monitoring) runs on the first load balancer, if there is one.
+  monitor=$(hosts_in loadbalancers | head -n1)
+  if [ -n "$monitor" ]; then
+    echo "    monitoring:"
+    echo "      hosts:"
+    echo "        $monitor:"
+  fi
 } >"$out/hosts.yml.tmp"
 mv "$out/hosts.yml.tmp" "$out/hosts.yml"

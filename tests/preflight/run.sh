@@ -24,6 +24,7 @@ case_() {
 }
 
 case_ good.ini 0 "failed=0"
+case_ monitoring.ini 0 "failed=0"
 case_ missing-group.ini 2 "Inventory group 'loadbalancers' is missing or empty"
 case_ duplicate-id.ini 2 "More than one Pi uses the client id(s) p1"
 case_ invalid-id.ini 2 "Client id 'a/b' of p1 must be 1-64 letters"
