@@ -24,7 +24,8 @@ CONFIG = "/etc/haproxy/haproxy.cfg"
 SOCKET = "/run/haproxy/admin.sock"
 MASTER = "/run/haproxy-master.sock"  # Debian's haproxy.service: -S /run/haproxy-master.sock
 TLS = "/etc/roost/tls"
-DEFAULTS = {"haproxy_frontend_port": 8883, "haproxy_metrics_port": 8405}
+DEFAULTS = {"haproxy_frontend_port": 8883, "haproxy_metrics_port": 8405,
+            "haproxy_peers_port": 8406}
 CHECK_SETTLE = 40  # seconds: fall 3 x inter 5 s, rise 2, plus a slow broker start
 
 # Opens a TCP connection (TLS if a CA is given, with a client certificate if one is
@@ -231,10 +232,15 @@ def test_configuration_is_valid_and_private(host: Host) -> None:
 
 
 def test_listens_on_the_mqtt_and_exporter_ports_only(host: Host) -> None:
-    ports = {setting(host, "haproxy_frontend_port"), setting(host, "haproxy_metrics_port")}
+    """Plus, in termination mode, the loopback peers port that carries the stick table
+    across a reload."""
+    ports: set[tuple[str | None, int]] = {(None, setting(host, "haproxy_frontend_port")),
+                                          (None, setting(host, "haproxy_metrics_port"))}
+    if termination(host):
+        ports.add(("127.0.0.1", setting(host, "haproxy_peers_port")))
     lines = host.check_output("ss -Hlntup").splitlines()
-    haproxy = [line for line in lines if '"haproxy"' in line]
-    bound = {int(line.split()[4].rsplit(":", 1)[1]) for line in haproxy}
+    haproxy = [line.split()[4].rsplit(":", 1) for line in lines if '"haproxy"' in line]
+    bound = {(addr if addr == "127.0.0.1" else None, int(port)) for addr, port in haproxy}
     assert bound == ports, haproxy
 
 
@@ -363,6 +369,26 @@ def test_a_reload_keeps_established_connections(host: Host) -> None:
         time.sleep(1)
     after = mqtt_sessions(host)
     assert before <= after, f"connections lost in the reload: {before - after}"
+
+
+def test_a_reload_keeps_the_stick_table(host: Host) -> None:
+    """Termination mode: which broker holds which client id survives a reload."""
+    if not termination(host):
+        pytest.skip("passthrough balances by source address: no stick table")
+
+    def table() -> set[str]:
+        # "0x...: key=pi-1 use=0 exp=86390410 server_id=1 server_key=broker-1"
+        return set(re.findall(r"key=(\S+) .*server_key=(\S+)",
+                              runtime_api(host, "show table brokers")))
+
+    before = table()
+    if not before:
+        pytest.skip("the stick table is empty")
+    host.check_output("systemctl reload haproxy.service")
+    deadline = time.monotonic() + 30
+    while not before <= table():
+        assert time.monotonic() < deadline, f"lost in the reload: {before - table()}"
+        time.sleep(1)
 
 
 def test_revoked_pis_cannot_connect(host: Host, request: pytest.FixtureRequest) -> None:
