@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import pytest
+import testinfra
 from testinfra.host import Host
 
 testinfra_hosts = ["ansible://monitoring"]
@@ -25,7 +26,6 @@ DEFAULTS: dict[str, Any] = {
     "monitoring_listen_address": "127.0.0.1:9090",
     "monitoring_dashboard_enabled": False,
     "monitoring_dashboard_port": 8088,
-    "roost_broker_metrics_tls": False,
 }
 FIRST_SCRAPES = 60  # seconds: a scrape interval (15 s) after a (re)start, on a busy machine
 
@@ -47,9 +47,25 @@ def setting(host: Host, name: str) -> Any:
     return host.ansible.get_variables().get(name, DEFAULTS[name])
 
 
-def enabled(host: Host, name: str) -> bool:
-    value = setting(host, name)
+def truth(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("true", "yes", "1")
+
+
+def enabled(host: Host, name: str) -> bool:
+    return truth(setting(host, name))
+
+
+def brokers_tls(host: Host, request: pytest.FixtureRequest) -> bool:
+    """Whether the brokers serve metrics over mutual TLS, from their inventory variables
+    (roles/broker: broker_metrics_tls, default roost_broker_metrics_tls), as the role reads it."""
+    inventory = request.config.option.ansible_inventory
+    found = set()
+    for name in host.ansible.get_variables()["groups"].get("brokers", []):
+        variables = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) \
+            .ansible.get_variables()
+        found.add(truth(variables.get("broker_metrics_tls",
+                                      variables.get("roost_broker_metrics_tls", False))))
+    return True in found
 
 
 def get(host: Host, url: str) -> dict[str, Any]:
@@ -131,15 +147,19 @@ def test_alert_rules_are_loaded(host: Host) -> None:
     assert {"RoostBrokerDown", "RoostBridgeDown", "RoostPiOffline"} <= alerts, alerts
 
 
-def test_scrape_key_reaches_prometheus_only_as_a_credential(host: Host) -> None:
-    if not enabled(host, "roost_broker_metrics_tls"):
+def test_scrape_key_reaches_prometheus_only_as_a_credential(
+        host: Host, request: pytest.FixtureRequest) -> None:
+    config = host.file(CONFIG).content_string
+    if not brokers_tls(host, request):
+        assert "scheme: https" not in config
         pytest.skip("the brokers' metrics endpoints are plain HTTP (roost_broker_metrics_tls)")
+    assert "scheme: https" in config
     name = host.ansible.get_variables()["inventory_hostname"]
     key = host.file(f"/etc/roost/tls/{name}.key")
     assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
     dropin = host.file("/etc/systemd/system/prometheus.service.d/roost-credentials.conf")
     assert dropin.contains(f"LoadCredential=roost-scrape.key:/etc/roost/tls/{name}.key")
-    assert host.file(CONFIG).contains("/run/credentials/prometheus.service/roost-scrape.key")
+    assert "/run/credentials/prometheus.service/roost-scrape.key" in config
 
 
 def test_dashboard_answers_on_loopback(host: Host) -> None:
