@@ -11,7 +11,9 @@ export LBS ?= 1
 export PIS ?= 3
 export LAB_RELEASE ?= 12
 export LAB_NAME ?= roost-lab
-export LAB_INVENTORY ?= $(CURDIR)/inventory/lab
+# Each lab has its own inventory (make lab-down removes it): roost-lab's is inventory/lab,
+# another LAB_NAME's inventory/lab-<name>.
+export LAB_INVENTORY ?= $(CURDIR)/inventory/$(if $(filter roost-lab,$(LAB_NAME)),lab,lab-$(LAB_NAME))
 
 PLAYBOOK := ansible-playbook
 

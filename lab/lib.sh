@@ -5,7 +5,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=${LAB_DIR:-$ROOT/.lab}           # scratch space and logs (gitignored)
 LAB_NAME=${LAB_NAME:-roost-lab}          # docker network name and container prefix
 LAB_RELEASE=${LAB_RELEASE:-12}           # Debian release of the lab hosts: 12 or 13
-LAB_INVENTORY=${LAB_INVENTORY:-$ROOT/inventory/lab}  # written by inventory.sh
+# Written by inventory.sh, removed by down.sh: one per lab, so two labs never share one.
+if [ "$LAB_NAME" = roost-lab ]; then
+  LAB_INVENTORY=${LAB_INVENTORY:-$ROOT/inventory/lab}
+else
+  LAB_INVENTORY=${LAB_INVENTORY:-$ROOT/inventory/lab-$LAB_NAME}
+fi
 LAB_LABEL=io.roost.lab                   # label on every container and network we own
 IMAGE_REPO=roost-lab/debian
 
