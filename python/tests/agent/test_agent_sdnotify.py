@@ -63,6 +63,27 @@ def test_agent_sends_ready_status_and_watchdog(
     assert got.count(b"WATCHDOG=1") >= 3
 
 
+def test_status_says_when_the_broker_link_is_down(
+        mosquitto: Server, agent: AgentFactory, tmp_path: Path,
+        notify_socket: tuple[str, socket.socket]) -> None:
+    name, sock = notify_socket
+    agent(agent_toml(tmp_path / "state", [mosquitto.port]), env={"NOTIFY_SOCKET": name})
+    statuses: list[bytes] = []
+    for _ in range(50):  # bounded: each wait below needs a handful of datagrams
+        statuses.append(sock.recv(4096))
+        if b"STATUS=connected" in statuses[-1]:
+            break
+    else:
+        raise AssertionError(f"never connected: {statuses}")
+    mosquitto.stop()
+    for _ in range(50):
+        got = sock.recv(4096)
+        if got.startswith(b"STATUS=broker link down"):
+            break
+    else:
+        raise AssertionError("systemctl status would still say connected")
+
+
 def test_config_error_stops_start_up_before_ready(
         tmp_path: Path, notify_socket: tuple[str, socket.socket]) -> None:
     name, sock = notify_socket

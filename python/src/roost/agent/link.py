@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from roost import sdnotify
 from roost.agent import topics
 from roost.agent.backoff import Backoff
 from roost.agent.config import Config, Endpoint
@@ -133,6 +134,8 @@ class Link:
         self.endpoint, delay = self.backoff.next()
         self.next_attempt = time.monotonic() + delay
         log.warning("broker link down (%s); next try %s in %.2fs", why, self.endpoint, delay)
+        # `systemctl status` must not keep saying "connected to ..." (runner sets that).
+        sdnotify.notify(f"STATUS=broker link down ({why}); next try {self.endpoint}")
 
     # paho callbacks: they run inside client.loop(), in the agent's loop thread.
     def _connected(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
