@@ -38,6 +38,7 @@ from roost.broker.config import (
     _get,
     _indexed,
     _KeyError,
+    _only,
     parse_bind,
 )
 from roost.broker.topics import valid_topic_filter
@@ -177,9 +178,7 @@ def cluster(doc: dict[str, Any], listeners: list[Listener]) -> ClusterConfig | N
             raise _KeyError("a cluster listener needs a [cluster] table", "listener",
                             "cluster", marked[0])
         return None
-    for key in table:
-        if key not in _CLUSTER:
-            raise _KeyError(f"unknown cluster setting {key!r}", "cluster", key)
+    _only(table, _CLUSTER, "cluster")
     node = _get(table, "node", str, None, "cluster")
     if node is None or not NODE_NAME.fullmatch(node):
         raise _KeyError("cluster.node must be this node's name (letters, digits, . _ -)",
@@ -274,9 +273,7 @@ def bridges(doc: dict[str, Any]) -> tuple[BridgeConfig, ...]:
 
 def _bridge(item: dict[str, Any], i: int) -> BridgeConfig:
     get = _indexed(item, "bridge", i)
-    for key in item:
-        if key not in _BRIDGE:
-            raise _KeyError(f"unknown bridge setting {key!r}", "bridge", key, i)
+    _only(item, _BRIDGE, "bridge", i)
     name = get("name", str, None)
     if name is None or not NODE_NAME.fullmatch(name):
         raise _KeyError("a [[bridge]] needs name = \"...\" (letters, digits, . _ -)",

@@ -205,6 +205,13 @@ class _KeyError(ConfigError):
         self.index = index
 
 
+def _only(table: dict[str, Any], known: set[str], name: str, index: int = 0) -> None:
+    """Refuse the first key of a [name] table that is not a known setting."""
+    for key in table:
+        if key not in known:
+            raise _KeyError(f"unknown {name} setting {key!r}", name, key, index)
+
+
 def _get(doc: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
          table: str | None = None) -> Any:
     value = doc.get(key, default)
@@ -242,9 +249,6 @@ def _build(doc: dict[str, Any]) -> Config:
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise _KeyError("listener must be [[listener]] tables", None, "listener")
-        for key in item:
-            if key not in _LISTENER:
-                raise _KeyError(f"unknown listener setting {key!r}", "listener", key, i)
         listeners.append(_listener(item, i))
     if not listeners:
         raise ConfigError("no [[listener]] configured")
@@ -321,9 +325,7 @@ def _indexed(item: dict[str, Any], table: str, i: int) -> Callable[..., Any]:
 
 def _listener(item: dict[str, Any], i: int) -> Listener:
     get = _indexed(item, "listener", i)
-    for key in item:
-        if key not in _LISTENER:
-            raise _KeyError(f"unknown listener setting {key!r}", "listener", key, i)
+    _only(item, _LISTENER, "listener", i)
     bind = get("bind", str, None)
     if bind is None:
         raise _KeyError("a [[listener]] needs bind = \"HOST:PORT\"", None, "listener", i)
