@@ -17,7 +17,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import testinfra
+from probe import (
+    client_command,
+    client_id,
+    closed,
+    live_pis,
+    mqtt,
+    other_host,
+    revoked_pis,
+    tls_files,
+)
 from testinfra.host import Host
 
 testinfra_hosts = ["ansible://brokers"]
@@ -67,117 +76,6 @@ async def main():
 asyncio.run(main())
 """
 
-# A synchronous MQTT 5 client on the standard library: runs the steps given as JSON and
-# prints one JSON result per step. Steps: ["connect", CLIENT_ID] -> CONNACK reason (or
-# "closed"/"error: ..."), ["sub", FILTER] -> SUBACK reason, ["pub", TOPIC, PAYLOAD] ->
-# PUBACK reason (QoS 1), ["recv", SECONDS] -> [[topic, payload], ...] received meanwhile.
-CLIENT = r"""
-import json, socket, ssl, sys, time
-host, port, tls, ca, cert, key, steps = sys.argv[1:8]
-def varint(n):
-    out = b""
-    while True:
-        n, d = divmod(n, 128)
-        out += bytes([d | (128 if n else 0)])
-        if not n:
-            return out
-def s(b):
-    return len(b).to_bytes(2, "big") + b
-sock = None
-pid = 0
-def send(first, body):
-    sock.sendall(bytes([first]) + varint(len(body)) + body)
-def read(n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-def packet():
-    first = read(1)[0]
-    length, shift = 0, 0
-    while True:
-        b = read(1)[0]
-        length |= (b & 127) << shift
-        shift += 7
-        if b < 128:
-            break
-    return first, read(length)
-def wait_for(kind):
-    while True:
-        first, body = packet()
-        if first >> 4 == kind:
-            return body
-        if first >> 4 == 3:
-            received.append(decode_publish(first, body))
-        if first >> 4 == 14:
-            raise EOFError
-def decode_publish(first, body):
-    n = int.from_bytes(body[:2], "big")
-    topic = body[2:2 + n].decode()
-    at = 2 + n + (2 if first & 6 else 0)
-    plen, shift = 0, 0
-    while True:
-        b = body[at]; at += 1
-        plen |= (b & 127) << shift
-        shift += 7
-        if b < 128:
-            break
-    if first & 6:
-        send(0x40, body[2 + n:4 + n])  # PUBACK
-    return [topic, body[at + plen:].decode()]
-received = []
-results = []
-for step in json.loads(steps):
-    try:
-        if step[0] == "connect":
-            raw = socket.create_connection((host, int(port)), timeout=10)
-            if tls == "tls":
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.check_hostname = False
-                ctx.load_verify_locations(ca)
-                if cert:
-                    ctx.load_cert_chain(cert, key)
-                raw = ctx.wrap_socket(raw, server_hostname=host)
-            sock = raw
-            send(0x10, s(b"MQTT") + b"\x05\x02\x00\x3c\x00" + s(step[1].encode()))
-            body = wait_for(2)
-            results.append(body[1])
-        elif step[0] == "sub":
-            pid += 1
-            send(0x82, pid.to_bytes(2, "big") + b"\x00" + s(step[1].encode()) + b"\x01")
-            body = wait_for(9)
-            results.append(body[3 if body[2] == 0 else 2 + 1 + body[2]])
-        elif step[0] == "pub":
-            pid += 1
-            send(0x32, s(step[1].encode()) + pid.to_bytes(2, "big") + b"\x00" + step[2].encode())
-            body = wait_for(4)
-            results.append(body[2] if len(body) > 2 else 0)
-        elif step[0] == "recv":
-            end = time.monotonic() + float(step[1])
-            while time.monotonic() < end and not received:
-                sock.settimeout(max(0.1, end - time.monotonic()))
-                try:
-                    first, body = packet()
-                except socket.timeout:
-                    break
-                if first >> 4 == 3:
-                    received.append(decode_publish(first, body))
-            results.append(received[:])
-            received.clear()
-    except (OSError, EOFError, ssl.SSLError) as e:
-        results.append("closed" if isinstance(e, EOFError) else f"error: {type(e).__name__}: {e}")
-        break
-print(json.dumps(results))
-"""
-
-
-def other(request: pytest.FixtureRequest, name: str) -> Host:
-    return testinfra.get_host(
-        f"ansible://{name}", ansible_inventory=request.config.option.ansible_inventory)
-
 
 def name_of(host: Host) -> str:
     return str(host.ansible.get_variables()["inventory_hostname"])
@@ -196,30 +94,19 @@ def show(host: Host, prop: str) -> str:
     return str(host.check_output(f"systemctl show -p {prop} --value {UNIT}"))
 
 
-def mqtt(pi: Host, target: str, port: int, steps: list[list[str]], *, tls: bool = True,
-         cert: bool = True) -> list[Any]:
-    """Run CLIENT on a Pi with the Pi's own certificate (or none) against target:port."""
-    fact = json.loads(pi.file("/etc/ansible/facts.d/roost_pki.fact").content_string)
-    args = [target, port, "tls" if tls else "plain", fact["ca"],
-            fact["cert"] if cert else "", fact["key"] if cert else "", json.dumps(steps)]
-    out = pi.check_output(f"python3 -c {shlex.quote(CLIENT)} "
-                          + " ".join(shlex.quote(str(a)) for a in args))
-    result: list[Any] = json.loads(out)
-    return result
-
-
 class Lab:
-    """The relay on the first load balancer and the two Pis whose agents it paused."""
+    """The relay on the first load balancer, the two Pis whose agents it paused (the
+    first two that are not revoked) and the revoked Pis (playbooks/revoke.yml)."""
 
     def __init__(self, request: pytest.FixtureRequest, host: Host) -> None:
         names = groups(host)
         self.brokers = sorted(names["brokers"])
-        self.lb = other(request, names["loadbalancers"][0])
-        self.pis = [other(request, n) for n in sorted(names["pis"])[:2]]
-        self.ids = [str(p.ansible.get_variables().get("roost_client_id", name_of(p)))
-                    for p in self.pis]
+        self.lb = other_host(request, names["loadbalancers"][0])
+        self.pis = [other_host(request, n) for n in live_pis(host, request)[:2]]
+        self.ids = [client_id(p) for p in self.pis]
+        self.revoked = [other_host(request, n) for n in revoked_pis(host, request)]
         self.lb_address = address(self.lb)
-        self.addresses = {b: address(other(request, b)) for b in self.brokers}
+        self.addresses = {b: address(other_host(request, b)) for b in self.brokers}
 
     def port(self, broker: str) -> int:
         return RELAY_BASE + self.brokers.index(broker)
@@ -362,7 +249,7 @@ def test_pi_is_refused_without_the_load_balancers_proxy_header(
     # Straight to the broker: the Pi is no trusted proxy, so the broker closes the socket.
     target = lab.addresses[name_of(host)]
     result = mqtt(lab.pis[0], target, PORTS["devices"], [["connect", lab.ids[0]]])
-    assert result[0] == "closed" or result[0].startswith("error"), result
+    assert closed(result), result
 
 
 def test_pi_connects_with_its_certificate_through_a_proxy(host: Host, lab: Lab) -> None:
@@ -380,9 +267,9 @@ def test_client_id_must_be_the_certificates_name(host: Host, lab: Lab) -> None:
 def test_anonymous_and_plaintext_are_refused(host: Host, lab: Lab) -> None:
     port = lab.port(name_of(host))
     anonymous = mqtt(lab.pis[0], lab.lb_address, port, [["connect", "anon"]], cert=False)
-    assert anonymous[0] == "closed" or anonymous[0].startswith("error"), anonymous
+    assert closed(anonymous), anonymous
     plain = mqtt(lab.pis[0], lab.lb_address, port, [["connect", "plain"]], tls=False)
-    assert plain[0] == "closed" or plain[0].startswith("error"), plain
+    assert closed(plain), plain
 
 
 def test_pi_uses_its_own_topics_only(host: Host, lab: Lab) -> None:
@@ -425,17 +312,16 @@ def test_a_message_crosses_the_cluster(host: Host, lab: Lab) -> None:
     here = name_of(host)
     there = lab.brokers[(lab.brokers.index(here) + 1) % len(lab.brokers)]
     topic = f"roost/{SITE}/{first}/cmd/cross-{here}"
-    fact = json.loads(lab.pis[0].file("/etc/ansible/facts.d/roost_pki.fact").content_string)
-    args = [lab.lb_address, lab.port(there), "tls", fact["ca"], fact["cert"], fact["key"],
-            json.dumps([["connect", first], ["sub", f"roost/{SITE}/{first}/cmd/#"],
-                        ["recv", "25"]])]
+    command = client_command(
+        lab.lb_address, lab.port(there),
+        [["connect", first], ["sub", f"roost/{SITE}/{first}/cmd/#"], ["recv", "25"]],
+        tls_files(lab.pis[0]))
     out = "/run/roost-test-sub.json"
     lab.pis[0].run("systemctl stop roost-test-sub.service; "
                    "systemctl reset-failed roost-test-sub.service")
     lab.pis[0].check_output(
         f"rm -f {out}; systemd-run --unit roost-test-sub --property RuntimeMaxSec=60 "
-        f"--property StandardOutput=file:{out} /usr/bin/python3 -c {shlex.quote(CLIENT)} "
-        + " ".join(shlex.quote(str(a)) for a in args))
+        f"--property StandardOutput=file:{out} {command}")
     time.sleep(3)  # connected and subscribed, and the subscription known on every node
     sent = mqtt(lab.pis[1], lab.lb_address, lab.port(here),
                 [["connect", second], ["pub", topic, "across"]])
@@ -447,3 +333,18 @@ def test_a_message_crosses_the_cluster(host: Host, lab: Lab) -> None:
     received = json.loads(lab.pis[0].file(out).content_string)
     assert received[:2] == [0, 1], received
     assert received[2] == [[topic, "across"]], received
+
+
+# --- after playbooks/revoke.yml (Molecule's side effect revokes molecule-pi-3) --------
+
+
+def test_revoked_pi_is_refused_by_this_broker(host: Host, lab: Lab) -> None:
+    """Straight to this node (through the relay, so the PROXY header is right): every
+    broker got the CRL and re-read it, not only the one HAProxy picks for the Pi."""
+    if not lab.revoked:
+        pytest.skip("no Pi is revoked (playbooks/revoke.yml -e host=<pi> revokes one)")
+    port = lab.port(name_of(host))
+    assert mqtt(lab.pis[0], lab.lb_address, port, [["connect", lab.ids[0]]]) == [0]
+    for pi in lab.revoked:
+        result = mqtt(pi, lab.lb_address, port, [["connect", client_id(pi)]])
+        assert closed(result), (client_id(pi), result)

@@ -8,14 +8,13 @@ frontend, and from a Pi to the load balancers, as the agent does.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import time
 from typing import Any
 
 import pytest
-import testinfra
+from probe import client_id, closed, live_pis, mqtt, other_host, revoked_pis
 from testinfra.host import Host
 
 testinfra_hosts = ["ansible://loadbalancers"]
@@ -27,113 +26,6 @@ TLS = "/etc/roost/tls"
 DEFAULTS = {"haproxy_frontend_port": 8883, "haproxy_metrics_port": 8405,
             "haproxy_peers_port": 8406}
 CHECK_SETTLE = 40  # seconds: fall 3 x inter 5 s, rise 2, plus a slow broker start
-
-# Opens a TCP connection (TLS if a CA is given, with a client certificate if one is
-# given), sends an MQTT 3.1.1 CONNECT and prints what came back as JSON:
-# {"outcome": "connack", "code": N} | {"outcome": "closed"} | {"outcome": "error", ...}.
-PROBE = r"""
-import json, socket, ssl, sys
-host, port, client_id, ca, cert, key = sys.argv[1:7]
-cid = client_id.encode()
-var = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-packet = b"\x10" + bytes([len(var)]) + var
-try:
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    if ca:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.load_verify_locations(ca)
-        if cert:
-            ctx.load_cert_chain(cert, key)
-        sock = ctx.wrap_socket(sock, server_hostname=host)
-    sock.sendall(packet)
-    data = b""
-    while len(data) < 4:
-        chunk = sock.recv(4 - len(data))
-        if not chunk:
-            break
-        data += chunk
-    if len(data) == 4 and data[0] == 0x20:
-        print(json.dumps({"outcome": "connack", "code": data[3]}))
-    else:
-        print(json.dumps({"outcome": "closed", "data": data.hex()}))
-except (OSError, ssl.SSLError) as e:
-    print(json.dumps({"outcome": "error", "error": f"{type(e).__name__}: {e}"}))
-"""
-
-
-# From a load balancer (the only address a broker's device listener trusts for PROXY),
-# straight to one broker: PROXY v2 LOCAL, TLS with the load balancer's certificate, an
-# MQTT 3.1.1 CONNECT and SUBSCRIBE; prints the first PUBLISH topic (or why none came)
-# as JSON: {"outcome": "message", "topic": T} | {"outcome": "refused", ...} | ...
-SUBSCRIBER = r"""
-import json, socket, ssl, sys, time
-host, port, client_id, topic, ca, cert, key, wait = sys.argv[1:9]
-
-def string(text):
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-def packet(kind, body):
-    size, length = len(body), b""
-    while True:
-        byte, size = size % 128, size // 128
-        length += bytes([byte | (128 if size else 0)])
-        if not size:
-            return bytes([kind]) + length + body
-
-def read(sock):
-    head = sock.recv(1)
-    if not head:
-        raise EOFError("closed")
-    size, shift = 0, 0
-    while True:
-        byte = sock.recv(1)[0]
-        size += (byte & 127) << shift
-        shift += 7
-        if byte < 128:
-            break
-    body = b""
-    while len(body) < size:
-        chunk = sock.recv(size - len(body))
-        if not chunk:
-            raise EOFError("closed")
-        body += chunk
-    return head[0], body
-
-try:
-    raw = socket.create_connection((host, int(port)), timeout=10)
-    raw.sendall(b"\r\n\r\n\x00\r\nQUIT\n" + b"\x20\x00\x00\x00")  # PROXY v2 LOCAL
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.load_verify_locations(ca)
-    ctx.load_cert_chain(cert, key)
-    sock = ctx.wrap_socket(raw, server_hostname=host)
-    sock.sendall(packet(0x10, string("MQTT") + b"\x04\x02\x00\x3c" + string(client_id)))
-    kind, body = read(sock)
-    if kind != 0x20 or body[1] != 0:
-        print(json.dumps({"outcome": "refused", "connack": body.hex()}))
-        sys.exit()
-    sock.sendall(packet(0x82, b"\x00\x01" + string(topic) + b"\x00"))
-    deadline = time.monotonic() + float(wait)
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
-        try:
-            kind, body = read(sock)
-        except TimeoutError:
-            break
-        if kind == 0x90 and body[2] >= 0x80:
-            print(json.dumps({"outcome": "denied", "suback": body.hex()}))
-            sys.exit()
-        if kind & 0xF0 == 0x30:
-            size = int.from_bytes(body[:2], "big")
-            print(json.dumps({"outcome": "message", "topic": body[2:2 + size].decode()}))
-            sys.exit()
-    print(json.dumps({"outcome": "timeout"}))
-except (OSError, ssl.SSLError, EOFError, IndexError) as e:
-    print(json.dumps({"outcome": "error", "error": f"{type(e).__name__}: {e}"}))
-"""
-
 
 def setting(host: Host, name: str) -> Any:
     """An inventory value for the host, else the role's default."""
@@ -180,41 +72,9 @@ def mqtt_sessions(host: Host, min_age: int = 0) -> set[tuple[str, str]]:
     return found
 
 
-def probe(host: Host, target: str, port: int, client_id: str, *, ca: str = "",
-          cert: str = "", key: str = "") -> dict[str, Any]:
-    args = " ".join(shlex.quote(str(a)) for a in (target, port, client_id, ca, cert, key))
-    out = host.check_output(f"python3 -c {shlex.quote(PROBE)} {args}")
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def other_host(request: pytest.FixtureRequest, name: str) -> Host:
-    return testinfra.get_host(
-        f"ansible://{name}", ansible_inventory=request.config.option.ansible_inventory)
-
-
 def address(host: Host) -> str:
     variables = host.ansible.get_variables()
     return str(variables.get("ansible_host") or variables["inventory_hostname"])
-
-
-def tls_files(host: Host) -> dict[str, str]:
-    """The host's TLS files, from the pki role's local fact."""
-    fact = json.loads(host.file("/etc/ansible/facts.d/roost_pki.fact").content_string)
-    return {k: str(fact[k]) for k in ("ca", "cert", "key")}
-
-
-def is_revoked(lb: Host, pi: Host) -> bool:
-    """The Pi's certificate serial is in the load balancer's copy of the CRL."""
-    crl = lb.check_output(f"openssl crl -noout -text -in {TLS}/crl.pem")
-    serial = pi.check_output(f"openssl x509 -noout -serial -in {tls_files(pi)['cert']}")
-    return serial.split("=", 1)[1].upper() in re.findall(r"Serial Number: ([0-9A-F]+)", crl)
-
-
-def live_pis(lb: Host, request: pytest.FixtureRequest) -> list[str]:
-    """The inventory's Pis that are not revoked."""
-    pis = lb.ansible.get_variables()["groups"].get("pis", [])
-    return [name for name in pis if not is_revoked(lb, other_host(request, name))]
 
 
 def test_haproxy_is_installed_running_and_enabled(host: Host) -> None:
@@ -276,30 +136,29 @@ def test_exporter_serves_prometheus_metrics(host: Host) -> None:
 
 
 def test_plaintext_mqtt_is_refused(host: Host) -> None:
-    result = probe(host, "127.0.0.1", setting(host, "haproxy_frontend_port"), "probe")
-    assert result["outcome"] != "connack", result
+    result = mqtt(host, "127.0.0.1", setting(host, "haproxy_frontend_port"),
+                  [["connect", "probe"]], tls=False)
+    assert closed(result), result
 
 
 def test_tls_without_a_client_certificate_is_refused(host: Host) -> None:
-    result = probe(host, "127.0.0.1", setting(host, "haproxy_frontend_port"), "probe",
-                   ca=f"{TLS}/ca.crt")
-    assert result["outcome"] != "connack" or result["code"] != 0, result
+    result = mqtt(host, "127.0.0.1", setting(host, "haproxy_frontend_port"),
+                  [["connect", "probe"]], cert=False)
+    assert result != [0], result
 
 
 def test_a_pi_certificate_reaches_a_broker_through_the_load_balancer(
         host: Host, request: pytest.FixtureRequest) -> None:
     # The Pi's own certificate with a client id that is not its CN: a broker must answer
-    # with CONNACK 5, not authorized (the client id must be the certificate's identity):
+    # with CONNACK 0x87, not authorized (the client id must be the certificate's identity):
     # TLS, the PROXY header and MQTT all went through, and the Pi agent's session is left
     # alone.
     pis = live_pis(host, request)
     if not pis:
         pytest.skip("no Pi in the inventory, or all revoked")
-    pi = other_host(request, pis[0])
-    files = tls_files(pi)
-    result = probe(pi, address(host), setting(host, "haproxy_frontend_port"),
-                   "roost-lb-probe", ca=files["ca"], cert=files["cert"], key=files["key"])
-    assert result == {"outcome": "connack", "code": 5}, result
+    result = mqtt(other_host(request, pis[0]), address(host),
+                  setting(host, "haproxy_frontend_port"), [["connect", "roost-lb-probe"]])
+    assert result == [0x87], result
 
 
 def test_every_pi_agent_is_connected_through_a_load_balancer(
@@ -333,7 +192,7 @@ def test_telemetry_through_the_load_balancer_reaches_another_broker(
         pytest.skip("no Pi in the inventory, or all revoked")
     name = pis[0]
     pi = other_host(request, name)
-    client_id = str(pi.ansible.get_variables().get("roost_client_id", name))
+    pi_id = client_id(pi)
     pi_addresses = set(pi.check_output("hostname -I").split())
     sessions = mqtt_sessions(host)
     used = {srv for src, srv in sessions if src.rsplit(":", 1)[0].strip("[]") in pi_addresses}
@@ -344,17 +203,18 @@ def test_telemetry_through_the_load_balancer_reaches_another_broker(
     if not others:
         pytest.skip("one broker only: no other node to subscribe on")
     broker, broker_address = others[0]
-    files = tls_files(host)
-    args = " ".join(shlex.quote(str(a)) for a in (
-        broker_address, variables.get("roost_broker_port", 8883),
-        variables["inventory_hostname"], f"roost/+/{client_id}/telemetry/#",
-        files["ca"], files["cert"], files["key"], 90))
-    result = json.loads(host.check_output(f"python3 -c {shlex.quote(SUBSCRIBER)} {args}"))
-    if result["outcome"] == "denied":
+    # Straight to that broker as a load balancer does (PROXY v2 LOCAL, its certificate).
+    result = mqtt(host, broker_address, variables.get("roost_broker_port", 8883), [
+        ["connect", variables["inventory_hostname"]],
+        ["sub", f"roost/+/{pi_id}/telemetry/#"],
+        ["recv", "90"],
+    ], proxy=True)
+    assert result[0] == 0, (broker, result)
+    if result[1] >= 0x80:
         pytest.skip(f"the brokers' ACL does not let {variables['inventory_hostname']} read "
                     "telemetry (grant it read on roost/+/+/telemetry/# to run this test)")
-    assert result["outcome"] == "message", (broker, result)
-    assert result["topic"].split("/")[2] == client_id, result
+    assert result[2], (broker, "no telemetry within 90 s", result)
+    assert result[2][0][0].split("/")[2] == pi_id, result
 
 
 def test_a_reload_keeps_established_connections(host: Host) -> None:
@@ -393,18 +253,16 @@ def test_a_reload_keeps_the_stick_table(host: Host) -> None:
 
 def test_revoked_pis_cannot_connect(host: Host, request: pytest.FixtureRequest) -> None:
     """Pis revoked by playbooks/revoke.yml (their certificate's serial is in the load
-    balancer's CRL): their own certificate and client id get no session."""
-    pis = host.ansible.get_variables()["groups"].get("pis", [])
-    checked = 0
-    for name in pis:
-        pi = other_host(request, name)
-        files = tls_files(pi)
-        if not is_revoked(host, pi):
-            continue
-        client_id = str(pi.ansible.get_variables().get("roost_client_id", name))
-        result = probe(pi, address(host), setting(host, "haproxy_frontend_port"), client_id,
-                       ca=files["ca"], cert=files["cert"], key=files["key"])
-        assert result["outcome"] != "connack" or result["code"] != 0, (name, result)
-        checked += 1
-    if not checked:
+    balancer's CRL; Molecule's side effect revokes molecule-pi-3): their own certificate
+    and client id get no session, and the agent's session from before the revocation is
+    gone (the brokers, or HAProxy in termination mode, cut it at the reload)."""
+    revoked = revoked_pis(host, request)
+    if not revoked:
         pytest.skip("no Pi is revoked (playbooks/revoke.yml -e host=<pi> revokes one)")
+    port = setting(host, "haproxy_frontend_port")
+    lasting = {src.rsplit(":", 1)[0].strip("[]") for src, _ in mqtt_sessions(host, min_age=10)}
+    for name in revoked:
+        pi = other_host(request, name)
+        result = mqtt(pi, address(host), port, [["connect", client_id(pi)]])
+        assert closed(result), (name, result)
+        assert not lasting & set(pi.check_output("hostname -I").split()), (name, lasting)
