@@ -191,3 +191,5 @@ def test_cli_refuses_a_public_bind_without_users_and_bad_files(tmp_path: Path) -
     assert done.returncode == 2 and "HOST:PORT" in done.stderr
     done = serve_cli("--password-file", str(tmp_path / "missing"))
     assert done.returncode == 2 and "--password-file" in done.stderr
+    done = serve_cli("--broker", "127.0.0.1:2", "--client-id", "fleet:mon-1")
+    assert done.returncode == 2 and "one --broker" in done.stderr

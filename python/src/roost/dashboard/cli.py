@@ -31,6 +31,9 @@ def add_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     serve.add_argument("--tls-key", help="client key (mutual TLS)")
     serve.add_argument("--username", help="the dashboard's read-only service account")
     serve.add_argument("--password-file", type=Path, help="first line is the password")
+    serve.add_argument("--client-id",
+                       help="MQTT client id (default a random one); where the broker wants "
+                            "the certificate's CN as client id, give that CN and one --broker")
     serve.add_argument("--bind", default=DEFAULT_BIND, metavar="HOST:PORT",
                        help=f"HTTP address (default {DEFAULT_BIND}; port 0 picks a free one)")
     serve.add_argument("--auth-file", type=Path,
@@ -105,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         expected = inventory(args.inventory_file)
         password = first_line(args.password_file, "--password-file") if args.password_file \
             else None
+        if args.client_id is not None and len(args.broker) > 1:
+            raise UsageError(f"--client-id {args.client_id!r} with {len(args.broker)} --broker: "
+                             "nodes of one cluster would take the session from each other; "
+                             "give one --broker (the load balancer) or no --client-id")
         nodes = [Access(*split(b, "--broker"), args.tls_ca, args.tls_cert, args.tls_key,
-                        args.username, password) for b in args.broker]
+                        args.username, password, args.client_id) for b in args.broker]
         if args.stale_after <= 0:
             raise UsageError("--stale-after must be positive")
     except UsageError as err:

@@ -33,7 +33,7 @@ class Reader:
         self.hub, self.access, self.site = hub, access, site
         self.node = f"{access.host}:{access.port}"
         c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                        client_id=f"roost-dashboard-{uuid.uuid4().hex[:8]}")
+                        client_id=access.client_id or f"roost-dashboard-{uuid.uuid4().hex[:8]}")
         if access.ca:
             c.tls_set(ca_certs=access.ca, certfile=access.cert, keyfile=access.key)
         if access.username:

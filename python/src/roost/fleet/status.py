@@ -44,6 +44,7 @@ class Access:
     key: str | None = None
     username: str | None = None
     password: str | None = None
+    client_id: str | None = None  # None: a random one
 
 
 def fold(pis: dict[tuple[str, str], Pi], topic: str, payload: bytes) -> None:
