@@ -236,9 +236,13 @@ def main() -> int:
                     help="Roost's durability mode (strict: on disk before PUBACK)")
     ap.add_argument("--tls", action="store_true",
                     help="the mutual-TLS rows: handshakes/s, QoS 1 fan-in, memory per conn")
+    ap.add_argument("--rows", metavar="TEXT", help="only the rows whose name contains TEXT")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     rows, kind = (TLS_ROWS, "broker_bench_tls") if args.tls else (ROWS, "broker_bench")
+    rows = [r for r in rows if not args.rows or args.rows in r[0]]
+    if not rows:
+        ap.error(f"no row name contains {args.rows!r}")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # brokers and workers inherit
     names = [args.only] if args.only else ["mosquitto", "roost"]
