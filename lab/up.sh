@@ -45,6 +45,7 @@ undo() {
 }
 trap 'undo' EXIT
 
+mkdir -p "$LAB_DIR"  # error output of docker goes here, from the network on
 if docker network inspect "$LAB_NAME" >/dev/null 2>&1; then
   owned "$LAB_NAME" || die "docker network '$LAB_NAME' exists and is not Roost's (set LAB_NAME)"
 else
@@ -92,7 +93,6 @@ for c in $(docker ps -aq --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NA
   case $keep in *" $host "*) ;; *) log "removing surplus host $host"; docker rm -f "$c" >/dev/null ;; esac
 done
 
-mkdir -p "$LAB_DIR"
 for entry in "${wanted[@]}"; do
   read -r name group <<<"$entry"
   if [ "$name" = lb-1 ] && ! docker container inspect "$LAB_NAME-lb-1" >/dev/null 2>&1; then
