@@ -61,6 +61,8 @@ lint-python: venv
 	mypy --config-file python/pyproject.toml molecule/default/tests
 	ruff check --config python/pyproject.toml lab/chaos lab/tests
 	cd lab && mypy --config-file ../python/pyproject.toml chaos tests
+	ruff check --config python/pyproject.toml lab/scale
+	cd lab && MYPYPATH=../bench mypy --config-file ../python/pyproject.toml scale
 
 lint-ansible: venv
 	yamllint --strict .
@@ -89,6 +91,30 @@ INVENTORY ?= $(LAB_INVENTORY)
 verify: venv
 	@[ -e "$(INVENTORY)" ] || { echo "make verify: no inventory $(INVENTORY) (make verify INVENTORY=inventory/<name>)"; exit 2; }
 	pytest -p no:cacheprovider --connection=ansible --ansible-inventory=$(INVENTORY) molecule/default/tests
+
+# Issue #8's scale run on its own lab (roost-scale; not part of make test, ~15 min plus the
+# deploy): 3 brokers, 1 LB, SCALE_PIS Pis, 5,000 simulated devices with mutual TLS through
+# HAProxy (SCALE_ARGS: python -m scale --help); results in lab/results/scale-<stamp>.txt
+# and .json. make scale-lab only starts and deploys the lab (lab/scale/vars.yml: the
+# probe's ACL), make scale-run only measures it, make scale-down removes it.
+SCALE_LAB := $(if $(filter file,$(origin LAB_NAME)),roost-scale,$(LAB_NAME))
+SCALE_INVENTORY := $(CURDIR)/inventory/lab-$(SCALE_LAB)
+SCALE_PIS ?= 20
+SCALE_PORT ?= 28883
+SCALE_ARGS ?=
+.PHONY: scale scale-lab scale-run scale-down
+scale: scale-lab scale-run
+
+scale-lab: venv image
+	env LAB_NAME=$(SCALE_LAB) LAB_INVENTORY=$(SCALE_INVENTORY) BROKERS=3 LBS=1 PIS=$(SCALE_PIS) \
+		LAB_PORT=$(SCALE_PORT) bash -c 'bash lab/up.sh && bash lab/inventory.sh'
+	$(PLAYBOOK) -i $(SCALE_INVENTORY) site.yml -e @lab/scale/vars.yml
+
+scale-run: venv
+	cd lab && python -m scale --lab $(SCALE_LAB) --inventory $(SCALE_INVENTORY) $(SCALE_ARGS)
+
+scale-down:
+	env LAB_NAME=$(SCALE_LAB) LAB_INVENTORY=$(SCALE_INVENTORY) bash lab/down.sh
 
 # Issue #8's chaos run on a running lab (LAB_NAME as for make lab; e.g. make lab
 # LAB_NAME=roost-chaos first). Deploys lab/chaos/vars.yml (the checker's ACL, a sample
