@@ -24,7 +24,7 @@ SOCKET = "/run/haproxy/admin.sock"
 MASTER = "/run/haproxy-master.sock"  # Debian's haproxy.service: -S /run/haproxy-master.sock
 TLS = "/etc/roost/tls"
 DEFAULTS = {"haproxy_frontend_port": 8883, "haproxy_metrics_port": 8405,
-            "haproxy_peers_port": 8406}
+            "haproxy_peers_port": 8406, "haproxy_dashboard_port": 8443}
 CHECK_SETTLE = 40  # seconds: fall 3 x inter 5 s, rise 2, plus a slow broker start
 
 def setting(host: Host, name: str) -> Any:
@@ -34,6 +34,15 @@ def setting(host: Host, name: str) -> Any:
 
 def termination(host: Host) -> bool:
     return " ssl crt " in host.file(CONFIG).content_string
+
+
+def dashboard(host: Host) -> bool:
+    """Whether the role publishes the fleet dashboard here: by default on a load balancer
+    that is also a monitoring host with the dashboard on (roles/haproxy)."""
+    found = host.ansible.get_variables()
+    on = str(found.get("monitoring_dashboard_enabled", True)).lower() in ("true", "yes", "1")
+    default = on and found["inventory_hostname"] in found["groups"].get("monitoring", [])
+    return str(found.get("haproxy_dashboard_enabled", default)).lower() in ("true", "yes", "1")
 
 
 def runtime_api(host: Host, command: str) -> str:
@@ -93,11 +102,13 @@ def test_configuration_is_valid_and_private(host: Host) -> None:
 
 def test_listens_on_the_mqtt_and_exporter_ports_only(host: Host) -> None:
     """Plus, in termination mode, the loopback peers port that carries the stick table
-    across a reload."""
+    across a reload, and the fleet dashboard's HTTPS port on a monitoring host."""
     ports: set[tuple[str | None, int]] = {(None, setting(host, "haproxy_frontend_port")),
                                           (None, setting(host, "haproxy_metrics_port"))}
     if termination(host):
         ports.add(("127.0.0.1", setting(host, "haproxy_peers_port")))
+    if dashboard(host):
+        ports.add((None, setting(host, "haproxy_dashboard_port")))
     lines = host.check_output("ss -Hlntup").splitlines()
     haproxy = [line.split()[4].rsplit(":", 1) for line in lines if '"haproxy"' in line]
     bound = {(addr if addr == "127.0.0.1" else None, int(port)) for addr, port in haproxy}
