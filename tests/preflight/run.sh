@@ -34,5 +34,6 @@ case_ duplicate-id.ini 2 "More than one Pi uses the client id(s) p1" --limit p2
 case_ missing-group.ini 2 "Inventory group 'loadbalancers' is missing or empty" --limit p1
 case_ invalid-id.ini 2 "Client id 'a/b' of p1 must be 1-64 letters"
 case_ bad-acl-rule.ini 2 'ACL rule(s) "read a/#/b" on p1 are not "ACCESS FILTER"'
+case_ bad-dashboard-account.ini 2 "Dashboard account 'p1' of l1 (roost_dashboard_account) must be"
 echo "preflight tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
