@@ -25,6 +25,8 @@ import wire
 from load import client_context
 from roost.agent import topics
 
+from scale.devices import PINGREQ
+
 TIMEOUT = 10.0
 
 
@@ -80,7 +82,11 @@ async def run(c: dict[str, Any], conn: Connection) -> None:
     reader = asyncio.create_task(probe.read(r, w))
     conn.send({"ready": True})
     end = loop.time() + c["deadline"]
+    ping = loop.time()
     while loop.time() < end and not reader.done():
+        if loop.time() - ping > c["keepalive"] / 2:  # between stages it has nothing to say
+            w.write(PINGREQ)
+            ping = loop.time()
         if not await asyncio.to_thread(conn.poll, 1.0):
             continue
         msg = conn.recv()
