@@ -18,13 +18,14 @@ export LAB_INVENTORY ?= $(CURDIR)/inventory/$(if $(filter roost-lab,$(LAB_NAME))
 PLAYBOOK := ansible-playbook
 
 .PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down \
-	test lint lint-python lint-ansible pytest preflight-test lab-selftest molecule verify
+	test lint lint-python lint-ansible pytest preflight-test lab-selftest molecule verify timings
 
 help:
 	@echo "make lab        bring up the local lab (BROKERS=$(BROKERS) LBS=$(LBS) PIS=$(PIS)) and deploy site.yml"
 	@echo "make lab-down   remove the lab hosts and network"
 	@echo "make test       lint + pytest (python/) + molecule test (molecule/default)"
 	@echo "make verify     molecule/default's testinfra suite against INVENTORY (default: the lab)"
+	@echo "make timings N=3  issue #7's converge, re-run and add-a-Pi times on a lab of 3 brokers, 1 LB, N Pis"
 	@echo "make image      build the lab's systemd Debian $(LAB_RELEASE) image (cached by recipe)"
 
 deps:
@@ -91,6 +92,13 @@ INVENTORY ?= $(LAB_INVENTORY)
 verify: venv
 	@[ -e "$(INVENTORY)" ] || { echo "make verify: no inventory $(INVENTORY) (make verify INVENTORY=inventory/<name>)"; exit 2; }
 	pytest -p no:cacheprovider --connection=ansible --ansible-inventory=$(INVENTORY) molecule/default/tests
+
+# Issue #7's timings on their own lab (LAB_NAME, default roost-timings; removed afterwards
+# unless KEEP=1): first converge, re-run, adding one Pi. Not part of make test (minutes).
+N ?= 3
+TIMINGS_LAB := $(if $(filter file,$(origin LAB_NAME)),roost-timings,$(LAB_NAME))
+timings: venv image
+	env -u LAB_INVENTORY LAB_NAME=$(TIMINGS_LAB) N=$(N) bash lab/timings.sh
 
 # Issue #8's scale run on its own lab (roost-scale; not part of make test, ~15 min plus the
 # deploy): 3 brokers, 1 LB, SCALE_PIS Pis, 5,000 simulated devices with mutual TLS through

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Issue #7's timings on a lab of its own (make timings N=3): 3 brokers + 1 load balancer
+# + N Pis from fresh hosts, then
+#   first converge   ansible-playbook site.yml (what make lab-deploy runs)
+#   re-run           the same, which must report changed=0 on every host
+#   add one Pi       start pi-<N+1>, rewrite the inventory, run README's add-a-Pi command;
+#                    the new Pi's agent must then be connected through a load balancer
+#   re-run           the full site.yml again: changed=0 on every host, the new one too
+# Prints wall times and load averages, writes lab/results/kit-timings-<stamp>.txt, and
+# removes the lab afterwards (KEEP=1 keeps it). Every step is bounded by a timeout.
+LAB_NAME=${LAB_NAME:-roost-timings}
+. "$(dirname "$0")/lib.sh"
+need_root
+
+N=${N:-3}
+[[ $N =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] && [ "$N" -le 100 ] || die "N must be a number of Pis from 1 to 100"
+# A free loopback port for the first load balancer, unless one is asked for.
+LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export LAB_NAME LAB_INVENTORY LAB_PORT BROKERS=3 LBS=1
+export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+# Per-task and per-role times in each log, for finding what is slow.
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+logs=$LAB_DIR/timings-$stamp
+result=$ROOT/lab/results/kit-timings-$stamp.txt
+mkdir -p "$logs" "$ROOT/lab/results"
+new_pi=pi-$((N + 1))
+lines=()
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+note() { lines+=("$1"); echo "timings: $1" >&2; }
+
+cleanup() {
+  if [ "${KEEP:-0}" = 1 ]; then log "kept lab $LAB_NAME (make lab-down LAB_NAME=$LAB_NAME)"
+  else bash "$ROOT/lab/down.sh"; fi
+}
+trap cleanup EXIT
+
+# step KEY LABEL LIMIT_SECONDS CMD...: run CMD with its output in $logs/KEY.log, bounded
+# by LIMIT_SECONDS; note the wall time and the load average before and after.
+step() {
+  local key=$1 label=$2 limit=$3 before start rc=0
+  shift 3
+  before=$(load)
+  start=$SECONDS
+  timeout --kill-after=30 "$limit" "$@" >"$logs/$key.log" 2>&1 || rc=$?
+  note "$(printf '%-36s %5s s   load %s -> %s' "$label" $((SECONDS - start)) "$before" "$(load)")"
+  [ "$rc" -eq 0 ] || die "$label failed (exit $rc, limit $limit s): see $logs/$key.log"
+}
+
+# The PLAY RECAP of a log: "host changed" for every host whose changed count is not 0.
+changed_hosts() {
+  sed -n '/^PLAY RECAP/,$p' "$1" | awk '/ changed=/ { split($0, a, "changed="); split(a[2], b, " "); if (b[1] != 0) print $1, b[1] }'
+}
+# unchanged KEY LABEL: the step's recap says changed=0 for every host.
+unchanged() {
+  local changed
+  changed=$(changed_hosts "$logs/$1.log")
+  [ -z "$changed" ] || die "$2 changed something: $(echo "$changed" | tr '\n' ' ')(see $logs/$1.log)"
+  note "$(printf '%-36s changed=0 on %s hosts' "$2" "$(sed -n '/^PLAY RECAP/,$p' "$logs/$1.log" | grep -c ' changed=')")"
+}
+
+note "lab $LAB_NAME: 3 brokers, 1 load balancer, $N Pis; $(nproc) cores; $(date -u '+%F %T') UTC"
+note "$(printf '%-34s %s' "load average at start" "$(load)")"
+bash "$ROOT/lab/down.sh"   # fresh hosts: the first converge starts from the bare image
+cd "$ROOT"
+step hosts "hosts up ($((N + 4)) containers)" 600 env PIS="$N" bash -c 'lab/up.sh && lab/inventory.sh'
+step converge "first converge" 2700 ansible-playbook -i "$LAB_INVENTORY" site.yml
+step rerun "re-run" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml
+unchanged rerun "re-run"
+step start "start $new_pi (container, inventory)" 300 env PIS=$((N + 1)) bash -c 'lab/up.sh && lab/inventory.sh'
+step add "add $new_pi: site.yml --limit $new_pi" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml --limit "$new_pi"
+# Online: the verify suite's check that every Pi's agent holds an MQTT connection
+# through a load balancer (it waits up to 90 s for the agent's backoff).
+step online "$new_pi online (verify check)" 600 pytest -q -p no:cacheprovider --connection=ansible \
+  --ansible-inventory="$LAB_INVENTORY" molecule/default/tests/test_haproxy.py \
+  -k test_every_pi_agent_is_connected_through_a_load_balancer
+grep -q ' 1 passed' "$logs/online.log" || die "the online check ran no test"
+step rerun2 "re-run with $new_pi" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml
+unchanged rerun2 "re-run with $new_pi"
+note "$(printf '%-34s %s' "load average at end" "$(load)")"
+
+{
+  echo "# Issue #7 timings (lab/timings.sh), logs in ${logs#"$ROOT"/}"
+  printf '%s\n' "${lines[@]}"
+} >"$result"
+log "wrote ${result#"$ROOT"/}"
