@@ -135,12 +135,12 @@ def main() -> None:
         r.data["stopped"] = str(err)
         raise
     finally:
-        hosts.set_sources(bridge, sources, False)
         out = ROOT / "lab" / "results" / f"scale-{stamp}"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".txt").write_text("\n".join(r.lines) + "\n")
         out.with_suffix(".json").write_text(json.dumps(r.data, indent=1) + "\n")
         print(f"scale: results in {out}.txt and .json")
+        hosts.set_sources(bridge, sources, False)
 
 
 @dataclass
@@ -282,7 +282,10 @@ class Lab:
         self.nodes(f"after {rate:.0f} msg/s")
 
     def storm(self) -> None:
-        a, r, pis = self.a, self.r, self.pis
+        a, r = self.a, self.r
+        # only Pis whose agent runs can come back (a lab still deploying has some without)
+        pis = [p for p, up in zip(self.pis, hosts.each(hosts.agent_active, self.pis),
+                                  strict=True) if up]
         before = {b: hosts.broker_state(b) for b in self.brokers}
         st = self.statuses()
         failures0, cpu0 = sum(s["failures"] for s in st), [s["cpu"] for s in st]
@@ -321,7 +324,8 @@ class Lab:
         r.say(f"  haproxy restart took {took:.1f} s; devices back: "
               + ", ".join(f"{k} {secs(v)}" for k, v in shares.items())
               + f"; failed attempts {row['failed_attempts']}")
-        r.say(f"  Pis' agents back: {pis_back} of {len(pis)}, the last after {secs(pi_last)}; "
+        r.say(f"  Pis' agents back: {pis_back} of {len(pis)} running ({len(self.pis)} Pis), "
+              f"the last after {secs(pi_last)}; "
               "broker processes unchanged (same PID, no restart): "
               + ", ".join(f"{hosts.short(b)} {'yes' if ok else 'NO'}" for b, ok in same.items())
               + "; generator CPU " + " + ".join(str(x) for x in row["generator_cpu"]))

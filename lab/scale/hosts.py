@@ -120,6 +120,10 @@ def restart_haproxy(container: str) -> float:
     return time.monotonic() - t0
 
 
+def agent_active(container: str) -> bool:
+    return in_host(container, "systemctl is-active roost-agent || true").strip() == "active"
+
+
 def agent_back(container: str, since: float) -> float | None:
     """Epoch time of the agent's first 'connected to' log line after `since`, or None."""
     out = in_host(container, f"journalctl -u roost-agent --since @{int(since)} -o short-unix "
