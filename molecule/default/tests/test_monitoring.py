@@ -5,14 +5,18 @@ and Molecule's default scenario). An inventory without a `monitoring` group has 
 to test here: pytest skips these tests (empty parameter set).
 
 Probes only connect to the monitoring host's own loopback (Prometheus's API, the
-dashboard); Prometheus itself scrapes the inventory's own hosts.
+dashboard) and, as the dashboard does, to a load balancer of the inventory (its MQTT
+frontend; the dashboard's HTTPS frontend when the monitoring host is that load balancer);
+Prometheus itself scrapes the inventory's own hosts.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +28,15 @@ testinfra_hosts = ["ansible://monitoring"]
 CONFIG = "/etc/prometheus/prometheus.yml"
 DEFAULTS: dict[str, Any] = {
     "monitoring_listen_address": "127.0.0.1:9090",
-    "monitoring_dashboard_enabled": False,
+    "monitoring_dashboard_enabled": True,
     "monitoring_dashboard_port": 8088,
+    "haproxy_dashboard_port": 8443,
+    "haproxy_dashboard_user": "roost",
 }
+KEY = "/etc/roost/tls/dashboard.key"
+CERT = "/etc/roost/tls/dashboard.crt"
+CA = "/etc/roost/tls/ca.crt"
+ONLINE = 120  # seconds: agents report every 60 s; the dashboard may have just (re)started
 FIRST_SCRAPES = 60  # seconds: a scrape interval (15 s) after a (re)start, on a busy machine
 
 # GET a loopback URL on the host; prints {"status": N, "body": "..."} or {"error": "..."}.
@@ -164,7 +174,7 @@ def test_scrape_key_reaches_prometheus_only_as_a_credential(
 
 def test_dashboard_answers_on_loopback(host: Host) -> None:
     if not enabled(host, "monitoring_dashboard_enabled"):
-        pytest.skip("the dashboard is off (monitoring_dashboard_enabled, default false)")
+        pytest.skip("the dashboard is off (monitoring_dashboard_enabled)")
     assert host.service("roost-dashboard").is_running
     port = setting(host, "monitoring_dashboard_port")
     deadline = time.monotonic() + 30
@@ -172,3 +182,211 @@ def test_dashboard_answers_on_loopback(host: Host) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"dashboard on 127.0.0.1:{port}: {reply}")
         time.sleep(2)
+
+
+# --- The dashboard as the kit deploys it: a read-only service account through the load
+# balancer, published over HTTPS with a password on a load balancer that hosts it.
+
+# GET over HTTPS, the CA's certificate checked for the host name; optional basic auth.
+# Prints {"status": N, "body": "...", "auth": "WWW-Authenticate"} or {"error": "..."}.
+GET_TLS = r"""
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, ca, login = sys.argv[1:4]
+request = urllib.request.Request(url)
+if login:
+    request.add_header("Authorization", "Basic " + base64.b64encode(login.encode()).decode())
+context = ssl.create_default_context(cafile=ca)
+try:
+    with urllib.request.urlopen(request, timeout=10, context=context) as reply:
+        print(json.dumps({"status": reply.status, "body": reply.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": "", "auth": e.headers.get("WWW-Authenticate")}))
+except OSError as e:
+    print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
+"""
+
+# As the dashboard's account (its certificate, client id = CN), through a load balancer:
+# SUBSCRIBE to what it may read and to more, PUBLISH QoS 1 to a Pi's topic and to its own
+# subtree. Prints {"connect": RC, "suback": {FILTER: RC}, "puback": {TOPIC: RC}}.
+ACCOUNT_PROBE = r"""
+import json, sys, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, account, ca, cert, key, readable, wide, *topics = sys.argv[1:]
+out, done = {"suback": {}, "puback": {}}, threading.Event()
+c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=account, protocol=mqtt.MQTTv5)
+c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
+acks = {}
+def connected(c, u, f, rc, p):
+    out["connect"] = rc.value
+    if rc.is_failure:
+        done.set()
+        return
+    mid = c.subscribe([(readable, 0), (wide, 0)])[1]
+    acks[mid] = "sub"
+def subscribed(c, u, mid, rcs, p):
+    out["suback"] = {readable: rcs[0].value, wide: rcs[1].value}
+    for topic in topics:
+        acks[c.publish(topic, b"probe", qos=1).mid] = topic
+def published(c, u, mid, rc, p):
+    out["puback"][acks[mid]] = rc.value
+    if len(out["puback"]) == len(topics):
+        done.set()
+c.on_connect, c.on_subscribe, c.on_publish = connected, subscribed, published
+c.connect(host, int(port), keepalive=30)
+c.loop_start()
+done.wait(30)
+c.disconnect()
+c.loop_stop()
+print(json.dumps(out))
+"""
+
+
+def dashboard_on(host: Host) -> None:
+    if not enabled(host, "monitoring_dashboard_enabled"):
+        pytest.skip("the dashboard is off (monitoring_dashboard_enabled)")
+
+
+def variables(host: Host) -> dict[str, Any]:
+    found: dict[str, Any] = host.ansible.get_variables()
+    return found
+
+
+def account(host: Host) -> str:
+    found = variables(host)
+    return str(found.get("roost_dashboard_account", f"fleet:{found['inventory_hostname']}"))
+
+
+def pi_ids(host: Host, request: pytest.FixtureRequest) -> set[str]:
+    inventory = request.config.option.ansible_inventory
+    ids = set()
+    for name in variables(host)["groups"].get("pis", []):
+        pi = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+        ids.add(str(pi.ansible.get_variables().get("roost_client_id", name)))
+    return ids
+
+
+def load_balancer(host: Host, request: pytest.FixtureRequest) -> tuple[str, int]:
+    """The frontend the dashboard reads through (roles/monitoring): this host if it is a
+    load balancer, else the first one."""
+    found = variables(host)
+    lbs = found["groups"].get("loadbalancers", [])
+    name = found["inventory_hostname"] if found["inventory_hostname"] in lbs else lbs[0]
+    lb = testinfra.get_host(f"ansible://{name}",
+                            ansible_inventory=request.config.option.ansible_inventory)
+    lb_vars = lb.ansible.get_variables()
+    return str(lb_vars.get("ansible_host", name)), int(lb_vars.get("haproxy_frontend_port", 8883))
+
+
+def published(host: Host) -> bool:
+    """Whether this host's HAProxy publishes the dashboard (roles/haproxy's default: a load
+    balancer that is also a monitoring host)."""
+    found = variables(host)
+    default = found["inventory_hostname"] in found["groups"].get("loadbalancers", [])
+    return truth(found.get("haproxy_dashboard_enabled", default))
+
+
+def password(host: Host, request: pytest.FixtureRequest) -> str:
+    """The inventory's password, else the one the controller generated (roles/haproxy:
+    ~/.roost/secrets/<inventory directory name>/dashboard-password)."""
+    found = variables(host)
+    for name in ("haproxy_dashboard_password", "vault_haproxy_dashboard_password"):
+        if found.get(name):
+            return str(found[name])
+    inventory = Path(request.config.option.ansible_inventory)
+    directory = inventory if inventory.is_dir() else inventory.parent
+    path = Path(os.environ["HOME"], ".roost", "secrets", directory.name, "dashboard-password")
+    return path.read_text().strip()
+
+
+def get_tls(host: Host, url: str, login: str = "") -> dict[str, Any]:
+    out = host.run(f"python3 -c {shlex.quote(GET_TLS)} {shlex.quote(url)} {CA} "
+                   f"{shlex.quote(login)}")
+    assert out.rc == 0, out.stderr
+    reply: dict[str, Any] = json.loads(out.stdout)
+    return reply
+
+
+def test_dashboard_key_stays_here_and_names_the_account(host: Host) -> None:
+    dashboard_on(host)
+    key = host.file(KEY)
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    unit = host.file("/etc/systemd/system/roost-dashboard.service").content_string
+    assert f"LoadCredential=dashboard.key:{KEY}" in unit
+    assert f"--client-id {account(host)}" in unit and "--bind 127.0.0.1:" in unit
+    # The certificate's CN is the account, for client authentication only.
+    code = ("import sys; from cryptography import x509; "
+            "c = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read()); "
+            "print(c.subject.rfc4514_string()); "
+            "print(','.join(u._name for u in c.extensions.get_extension_for_class("
+            "x509.ExtendedKeyUsage).value))")
+    subject, usage = host.check_output(f"python3 -c {shlex.quote(code)} {CERT}").splitlines()
+    assert subject == f"CN={account(host)}"
+    assert usage == "clientAuth"
+
+
+def test_dashboard_lists_every_pi_of_the_inventory_online(
+        host: Host, request: pytest.FixtureRequest) -> None:
+    dashboard_on(host)
+    wanted = pi_ids(host, request)
+    assert wanted, "no Pi in the inventory"
+    port = setting(host, "monitoring_dashboard_port")
+    deadline = time.monotonic() + ONLINE
+    while True:
+        reply = get(host, f"http://127.0.0.1:{port}/api/fleet")
+        view = json.loads(reply.get("body") or "{}")
+        online = {p["client_id"] for p in view.get("pis", []) if p.get("state") == "online"}
+        if wanted <= online:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"not every Pi online after {ONLINE} s: {view or reply}")
+        time.sleep(3)
+    # ... read through the load balancer as the account: one link, up, nothing refused.
+    assert [b["link"] for b in view["brokers"]] == ["up"], view["brokers"]
+
+
+def test_page_through_the_load_balancer_needs_the_password(
+        host: Host, request: pytest.FixtureRequest) -> None:
+    dashboard_on(host)
+    if not published(host):
+        pytest.skip("this host's HAProxy does not publish the dashboard "
+                    "(haproxy_dashboard_enabled)")
+    name = variables(host).get("ansible_host", variables(host)["inventory_hostname"])
+    base = f"https://{name}:{setting(host, 'haproxy_dashboard_port')}"
+    user = setting(host, "haproxy_dashboard_user")
+    for login in ("", f"{user}:wrong-password", f"nobody:{password(host, request)}"):
+        refused = get_tls(host, f"{base}/api/fleet", login)
+        assert refused.get("status") == 401, (login.split(":")[0], refused)
+        assert "Basic" in (refused.get("auth") or ""), refused
+    login = f"{user}:{password(host, request)}"
+    page = get_tls(host, f"{base}/", login)
+    assert page.get("status") == 200 and "<html" in page["body"].lower(), page
+    fleet = json.loads(get_tls(host, f"{base}/api/fleet", login)["body"])
+    online = {p["client_id"] for p in fleet["pis"] if p["state"] == "online"}
+    assert pi_ids(host, request) <= online, fleet["pis"]
+
+
+def test_dashboard_account_reads_but_cannot_publish(
+        host: Host, request: pytest.FixtureRequest) -> None:
+    """Runs last: the probe uses the account's client id, so the dashboard stops meanwhile
+    (one client id, one session) and is started again after."""
+    dashboard_on(host)
+    lb, port = load_balancer(host, request)
+    site = str(variables(host).get("roost_site", "home"))
+    pi = sorted(pi_ids(host, request))[0]
+    me = account(host)
+    args = [lb, str(port), me, CA, CERT, KEY, f"roost/{site}/+/status", "roost/#",
+            f"roost/{site}/{pi}/status", f"roost/{site}/{me}/status", f"roost/{site}/x/cmd/y"]
+    host.check_output("systemctl stop roost-dashboard")
+    try:
+        out = host.run(f"{shlex.quote('/opt/roost/venv/bin/python')} -c "
+                       f"{shlex.quote(ACCOUNT_PROBE)} {' '.join(map(shlex.quote, args))}")
+    finally:
+        host.check_output("systemctl start roost-dashboard")
+    assert out.rc == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result.get("connect") == 0, result
+    # It may read the fleet's status, and nothing wider.
+    assert result["suback"] == {args[6]: 0, "roost/#": 0x87}, result
+    # Every publish is refused (0x87 not authorized), its own subtree included.
+    assert result["puback"] == dict.fromkeys(args[8:], 0x87), result

@@ -97,11 +97,15 @@ def test_scrape_targets_come_from_the_inventory(rendered: Path) -> None:
 
 def test_dashboard_unit_and_inventory_come_from_the_inventory(rendered: Path) -> None:
     unit = (rendered / "roost-dashboard.service").read_text()
-    for arg in ("--broker 10.0.0.1:8883", "--broker 10.0.0.2:1883", "--broker broker-3:8883",
-                "--bind 127.0.0.1:8088", "--inventory-file /etc/roost/dashboard/inventory",
+    # One endpoint, the load balancer's frontend, as the service account's CN.
+    for arg in ("--broker 10.0.0.9:8883 ", "--bind 127.0.0.1:8088", "--site home",
+                "--inventory-file /etc/roost/dashboard/inventory",
+                "--tls-ca /etc/roost/tls/ca.crt", "--client-id fleet:mon-1",
+                "--tls-cert /etc/roost/tls/dashboard.crt --tls-key %d/dashboard.key",
+                "LoadCredential=dashboard.key:/etc/roost/tls/dashboard.key",
                 "/opt/roost/venv/bin/roost fleet serve"):
         assert arg in unit
-    assert "--username" not in unit and "--tls-ca" not in unit
+    assert unit.count("--broker") == 1 and "--username" not in unit
     ids = [ln for ln in (rendered / "dashboard-inventory").read_text().splitlines()
            if ln and not ln.startswith("#")]
     assert ids == ["pi-1", "greenhouse-north"]
