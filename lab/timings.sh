@@ -26,10 +26,11 @@ logs=$LAB_DIR/timings-$stamp
 result=$ROOT/lab/results/kit-timings-$stamp.txt
 mkdir -p "$logs" "$ROOT/lab/results"
 new_pi=pi-$((N + 1))
-lines=()
+echo "# Issue #7 timings (lab/timings.sh), logs in ${logs#"$ROOT"/}" >"$result"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-note() { lines+=("$1"); echo "timings: $1" >&2; }
+# Each line goes to the results file at once, so a step that fails keeps those before it.
+note() { echo "$1" >>"$result"; echo "timings: $1" >&2; }
 
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then log "kept lab $LAB_NAME (make lab-down LAB_NAME=$LAB_NAME)"
@@ -62,7 +63,7 @@ unchanged() {
 }
 
 note "lab $LAB_NAME: 3 brokers, 1 load balancer, $N Pis; $(nproc) cores; $(date -u '+%F %T') UTC"
-note "$(printf '%-34s %s' "load average at start" "$(load)")"
+note "$(printf '%-36s %s' "load average at start" "$(load)")"
 bash "$ROOT/lab/down.sh"   # fresh hosts: the first converge starts from the bare image
 cd "$ROOT"
 step hosts "hosts up ($((N + 4)) containers)" 600 env PIS="$N" bash -c 'lab/up.sh && lab/inventory.sh'
@@ -70,19 +71,28 @@ step converge "first converge" 2700 ansible-playbook -i "$LAB_INVENTORY" site.ym
 step rerun "re-run" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml
 unchanged rerun "re-run"
 step start "start $new_pi (container, inventory)" 300 env PIS=$((N + 1)) bash -c 'lab/up.sh && lab/inventory.sh'
-step add "add $new_pi: site.yml --limit $new_pi" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml --limit "$new_pi"
-# Online: the verify suite's check that every Pi's agent holds an MQTT connection
-# through a load balancer (it waits up to 90 s for the agent's backoff).
-step online "$new_pi online (verify check)" 600 pytest -q -p no:cacheprovider --connection=ansible \
-  --ansible-inventory="$LAB_INVENTORY" molecule/default/tests/test_haproxy.py \
-  -k test_every_pi_agent_is_connected_through_a_load_balancer
-grep -q ' 1 passed' "$logs/online.log" || die "the online check ran no test"
+# README's command; with monitoring, as the fleet dashboard lists the inventory's Pis.
+step add "add $new_pi: --limit $new_pi,monitoring" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml --limit "$new_pi,monitoring"
+# Online: the new Pi's agent says it is connected, and the load balancer holds an MQTT
+# session from the Pi's address (what the verify suite checks; it waits out the backoff).
+online() {
+  local ip deadline=$((SECONDS + 120))
+  ip=$(docker exec "$LAB_NAME-$new_pi" hostname -I | cut -d' ' -f1)
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if docker exec "$LAB_NAME-$new_pi" systemctl show -p StatusText roost-agent.service |
+      grep -q 'connected to' &&
+      docker exec "$LAB_NAME-lb-1" sh -c "echo 'show sess' | socat stdio /run/haproxy/admin.sock" |
+      grep -q "src=$ip:.* fe=mqtt"; then
+      return 0
+    fi
+    sleep 2
+  done
+  echo "$new_pi ($ip) has no MQTT session through lb-1 after 120 s"
+  return 1
+}
+export new_pi
+step online "$new_pi online (agent, lb-1 session)" 300 bash -c "$(declare -f online); online"
 step rerun2 "re-run with $new_pi" 1200 ansible-playbook -i "$LAB_INVENTORY" site.yml
 unchanged rerun2 "re-run with $new_pi"
-note "$(printf '%-34s %s' "load average at end" "$(load)")"
-
-{
-  echo "# Issue #7 timings (lab/timings.sh), logs in ${logs#"$ROOT"/}"
-  printf '%s\n' "${lines[@]}"
-} >"$result"
+note "$(printf '%-36s %s' "load average at end" "$(load)")"
 log "wrote ${result#"$ROOT"/}"
