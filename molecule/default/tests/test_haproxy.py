@@ -33,7 +33,9 @@ def setting(host: Host, name: str) -> Any:
 
 
 def termination(host: Host) -> bool:
-    return " ssl crt " in host.file(CONFIG).content_string
+    """TLS ends at the MQTT frontend (the dashboard's HTTPS frontend always ends it)."""
+    mqtt = host.file(CONFIG).content_string.partition("frontend mqtt")[2].partition("\nbackend ")[0]
+    return " ssl crt " in mqtt
 
 
 def dashboard(host: Host) -> bool:
