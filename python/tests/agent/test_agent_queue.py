@@ -40,6 +40,20 @@ def test_delete_counts_rejected_and_ignores_rows_already_dropped(tmp_path: Path)
     q = Queue(tmp_path / "q.sqlite", limit=2)
     q.push([("t", 1), ("t", 2)])
     first = q.after(0, 1)[0][0]
-    q.push([("t", 3)])  # drops `first` while it might be in flight
+    q.push([("t", 3)])  # drops `first`, not handed to paho
     q.delete([first], rejected=1)
     assert q.depth == 2 and q.counter("rejected") == 1
+
+
+def test_full_queue_keeps_samples_in_flight_and_counts_only_what_never_leaves(
+        tmp_path: Path) -> None:
+    # The chaos run's queue-full fault: samples handed to paho are delivered after the
+    # reconnect, so dropping them made `dropped` exceed the hole in the sequence.
+    q = Queue(tmp_path / "q.sqlite", limit=3)
+    q.push([("t", v) for v in range(3)])
+    sent_upto = q.after(0, 2)[-1][0]  # seq 1 and 2 are in flight
+    q.push([("t", v) for v in range(3, 6)], sent_upto)
+    assert seqs(q) == [1, 2, 6] and q.counter("dropped") == 3  # 3, 4, 5 never leave
+    q.delete([r[0] for r in q.after(0, 2)])  # the PUBACKs of 1 and 2
+    q.push([("t", 6)], sent_upto)
+    assert seqs(q) == [6, 7] and q.depth == 2 and q.counter("dropped") == 3

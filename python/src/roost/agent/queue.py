@@ -7,7 +7,8 @@ sequence numbers and a subscriber that drops duplicates by `seq` would then drop
 samples. A Pi samples a few metrics per second at most, so the extra fsync is affordable;
 samples due together are written in one transaction.
 
-Bounded: when full, the oldest rows are deleted and counted in `dropped`.
+Bounded: when full, the oldest rows not yet handed to paho are deleted and counted in
+`dropped` (the queue holds `limit` plus the in-flight window at most).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ class Queue:
         row = self.db.execute("SELECT value FROM counter WHERE name=?", (name,)).fetchone()
         return int(row[0])
 
-    def push(self, samples: Iterable[tuple[str, Any]]) -> list[int]:
-        """Queue (topic, value) pairs as `{"ts", "seq", "value"}` JSON; return their seqs."""
+    def push(self, samples: Iterable[tuple[str, Any]], sent_upto: int = 0) -> list[int]:
+        """Queue (topic, value) pairs as `{"ts", "seq", "value"}` JSON; return their seqs.
+        Rows up to `sent_upto` are in paho's hands, which delivers them after a reconnect
+        anyway: a full queue drops the oldest rows after them, so `dropped` counts only
+        samples that never leave."""
         seqs: list[int] = []
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
@@ -58,10 +62,11 @@ class Queue:
             self.depth += len(seqs)
             excess = self.depth - self.limit
             if excess > 0:  # drop oldest: the newest state of a Pi matters most
-                self.db.execute("DELETE FROM sample WHERE id IN "
-                                "(SELECT id FROM sample ORDER BY id LIMIT ?)", (excess,))
-                self.db.execute("UPDATE counter SET value=value+? WHERE name='dropped'", (excess,))
-                self.depth = self.limit
+                gone = self.db.execute(
+                    "DELETE FROM sample WHERE id IN (SELECT id FROM sample WHERE id > ? "
+                    "ORDER BY id LIMIT ?)", (sent_upto, excess)).rowcount
+                self.db.execute("UPDATE counter SET value=value+? WHERE name='dropped'", (gone,))
+                self.depth -= gone
         return seqs
 
     def after(self, row_id: int, limit: int) -> list[tuple[int, str, bytes]]:

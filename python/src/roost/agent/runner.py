@@ -115,7 +115,7 @@ class Agent:
                 plugin = self.cfg.plugins[name]
                 self.spawn(name, partial(collect_plugin, plugin), partial(self._push_one, name))
         if samples:
-            self.queue.push(samples)
+            self.queue.push(samples, self.sent_upto)
 
     def _safe(self, name: str, func: Callable[[Path], Any]) -> Any:
         try:
@@ -126,7 +126,7 @@ class Agent:
 
     def _push_one(self, name: str, value: Any) -> None:
         if value is not None:
-            self.queue.push([(self._topic(name), value)])
+            self.queue.push([(self._topic(name), value)], self.sent_upto)
 
     def _topic(self, metric: str) -> str:
         return topics.telemetry(self.cfg.site, self.cfg.client_id, metric)
