@@ -82,7 +82,7 @@ def broker_state(container: str) -> dict[str, Any]:
             "rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None}
 
 
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+def http_get(url: str, timeout: float = 15) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (lab http)
             return resp.status, resp.read().decode()
