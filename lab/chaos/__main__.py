@@ -39,6 +39,8 @@ def main() -> int:
     p.add_argument("--queue-cut", type=float, default=45,
                    help="seconds the small-queue Pi is off the network")
     p.add_argument("--ping-every", type=float, default=5, help="seconds between commands")
+    p.add_argument("--readmit", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-admit the revoked Pi at the end (a new key and certificate)")
     p.add_argument("--out", type=Path, default=ROOT / "lab/results")
     args = p.parse_args()
     try:
@@ -89,8 +91,10 @@ class Run:
         self.revoked.add(self.revoke_pi)
         self._fault("revocation", lambda: faults.revoke(self.lab, self.revoke_pi))
         self.notes[-1]["refused_handshakes"] = self._refusals(self.windows[-1].start)
-        self.revoked.clear()
-        self._fault("re-admission", lambda: faults.readmit(self.lab, self.revoke_pi, VARS))
+        if self.args.readmit:
+            self.revoked.clear()
+            self._fault("re-admission",
+                        lambda: faults.readmit(self.lab, self.revoke_pi, VARS))
         self.stop.set()
         final = self._drained(120)
         time.sleep(10)  # the last replies
@@ -128,10 +132,11 @@ class Run:
         """Per Pi, the seq of a status with an empty queue: everything up to it was acked."""
         since, deadline = time.time(), time.time() + bound
         final: dict[str, int] = {}
-        while time.time() < deadline and len(final) < len(self.pis):
+        live = [p for p in self.pis if p not in self.revoked]
+        while time.time() < deadline and len(final) < len(live):
             with self.checker.lock:
                 for st in self.checker.statuses:
-                    if st.at > since and st.queue_depth == 0:
+                    if st.at > since and st.queue_depth == 0 and st.pi in live:
                         final[st.pi] = st.seq
             time.sleep(1)
         return final
