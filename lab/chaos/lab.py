@@ -26,8 +26,9 @@ class LabError(Exception):
 
 def run(*argv: str, timeout: float = 60, check: bool = True) -> str:
     try:
+        # From the repository root, so ansible-playbook reads its ansible.cfg (roles_path).
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, cwd=ROOT)
     except subprocess.TimeoutExpired as err:
         raise LabError(f"{' '.join(argv[:4])} ... took over {timeout:.0f} s") from err
     if check and done.returncode != 0:
