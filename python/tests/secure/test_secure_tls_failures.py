@@ -78,3 +78,45 @@ bind = "127.0.0.1:0"
         assert "Traceback" not in broker.text
     finally:
         assert broker.stop() == 0
+
+
+def test_handshakes_in_progress_are_bounded(tmp_path: Path) -> None:
+    """max_handshakes: beyond it a connection waits in the backlog, unanswered, while the
+    broker keeps serving; it gets its handshake once a slot is free."""
+    ca = make_ca(tmp_path)
+    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
+    config = tmp_path / "broker.toml"
+    config.write_text(f"""\
+metrics = {{ bind = "127.0.0.1:0" }}
+[limits]
+max_handshakes = 2
+connect_timeout = 60
+[[listener]]
+name = "devices"
+bind = "127.0.0.1:0"
+{tls_table(ca, server)}
+""")
+    broker = Broker(config)
+    try:
+        match = METRICS.search(broker.text)
+        assert match, broker.text
+        http, mqtt = int(match.group(1)), broker.ports[0]
+        silent = [socket.create_connection(("127.0.0.1", mqtt), timeout=WAIT)
+                  for _ in range(2)]  # they hold both slots: no ClientHello
+        context = client_context(ca, device)
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", mqtt), timeout=2) as raw:
+            try:
+                context.wrap_socket(raw)
+                raise AssertionError("a third handshake was answered past max_handshakes")
+            except TimeoutError:
+                pass
+        assert _failures(http) == 0  # the loop still serves
+        for s in silent:
+            s.close()
+        good = Client(mqtt, "pi-0001", context=client_context(ca, device))
+        good.close()
+        assert good.accepted, good.result
+        assert "Traceback" not in broker.text
+    finally:
+        assert broker.stop() == 0

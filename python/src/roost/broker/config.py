@@ -70,6 +70,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_packet_size": (64, MAX_PACKET),
     "max_connections": (0, 10_000_000),
     "connect_timeout": (0.1, 3600),
+    "max_handshakes": (1, 100_000),
     "max_keepalive": (1, 65535),
     "max_inflight": (1, 65535),
     "max_queued_messages": (0, 100_000_000),

@@ -386,16 +386,24 @@ class Server:
     async def _accept(self, state: ListenerState, sock: socket.socket,
                       context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.config.settings.max_handshakes)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._handshakes.discard(task)
+            slots.release()
+
         while True:
+            await slots.acquire()  # a storm waits in the backlog, not in the loop's queue
             try:
                 client, address = await loop.sock_accept(sock)
             except OSError as e:  # out of file descriptors, say: wait rather than spin
+                slots.release()
                 log.error("accept on %s: %s", state.auth.name, e)
                 await asyncio.sleep(0.1)
                 continue
             task = loop.create_task(self._handshake(state, client, address, context))
             self._handshakes.add(task)
-            task.add_done_callback(self._handshakes.discard)
+            task.add_done_callback(done)
 
     async def _handshake(self, state: ListenerState, sock: socket.socket,
                          address: tuple[str, int], context: ssl.SSLContext) -> None:

@@ -14,6 +14,11 @@ class Settings:
     max_packet_size: int = 1_048_576  # bytes, incoming; advertised in v5 CONNACK
     max_connections: int = 0  # 0: unlimited
     connect_timeout: float = 10.0  # seconds a socket may stay open without a CONNECT
+    # TLS handshakes (with their PROXY header) in progress per listening socket; more
+    # connections wait in the kernel's backlog. Unbounded, a reconnect storm of thousands
+    # queues so much handshake work that the loop stops answering (and systemd's watchdog
+    # kills the node).
+    max_handshakes: int = 64
     max_keepalive: int = 65535  # v5 clients asking for more (or 0) get this back
     max_inflight: int = 20  # outgoing QoS 1/2 unacknowledged per client
     max_queued_messages: int = 1000  # per client, beyond the in-flight window; 0: no limit
