@@ -27,6 +27,7 @@ help:
 	@echo "make verify     molecule/default's testinfra suite against INVENTORY (default: the lab)"
 	@echo "make timings N=3  issue #7's converge, re-run and add-a-Pi times on a lab of 3 brokers, 1 LB, N Pis"
 	@echo "make image      build the lab's systemd Debian $(LAB_RELEASE) image (cached by recipe)"
+	@echo "make scale      issue #8's scale run: 3 brokers, 1 LB, 20 Pis and 5,000 simulated devices"
 
 deps:
 	@bash lab/deps.sh
