@@ -45,24 +45,30 @@ def _handshake(port: int, context: ssl.SSLContext) -> int:
     return local
 
 
-def test_certificate_from_another_ca_is_logged_once_and_counted(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
-    rogue: Issued = issue(make_ca(tmp_path, cn="Rogue CA", name="rogue-ca"), "pi-0001",
-                          name="rogue")
+def _start(tmp_path: Path, ca: Issued, server: Issued, limits: str = "") -> tuple[Broker, int, int]:
+    """A broker with one mutual-TLS listener and metrics: (broker, metrics port, MQTT port)."""
     config = tmp_path / "broker.toml"
     config.write_text(f"""\
 metrics = {{ bind = "127.0.0.1:0" }}
+{limits}
 [[listener]]
 name = "devices"
 bind = "127.0.0.1:0"
 {tls_table(ca, server)}
 """)
     broker = Broker(config)
+    match = METRICS.search(broker.text)
+    assert match, broker.text
+    return broker, int(match.group(1)), broker.ports[0]
+
+
+def test_certificate_from_another_ca_is_logged_once_and_counted(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path)
+    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
+    rogue: Issued = issue(make_ca(tmp_path, cn="Rogue CA", name="rogue-ca"), "pi-0001",
+                          name="rogue")
+    broker, http, mqtt = _start(tmp_path, ca, server)
     try:
-        match = METRICS.search(broker.text)
-        assert match, broker.text
-        http, mqtt = int(match.group(1)), broker.ports[0]
         assert _failures(http) == 0
         port = _handshake(mqtt, client_context(ca, rogue))
         assert broker.wait_log(FAILED.format(
@@ -85,22 +91,9 @@ def test_handshakes_in_progress_are_bounded(tmp_path: Path) -> None:
     broker keeps serving; it gets its handshake once a slot is free."""
     ca = make_ca(tmp_path)
     server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
-    config = tmp_path / "broker.toml"
-    config.write_text(f"""\
-metrics = {{ bind = "127.0.0.1:0" }}
-[limits]
-max_handshakes = 2
-connect_timeout = 60
-[[listener]]
-name = "devices"
-bind = "127.0.0.1:0"
-{tls_table(ca, server)}
-""")
-    broker = Broker(config)
+    broker, http, mqtt = _start(tmp_path, ca, server,
+                                "[limits]\nmax_handshakes = 2\nconnect_timeout = 60")
     try:
-        match = METRICS.search(broker.text)
-        assert match, broker.text
-        http, mqtt = int(match.group(1)), broker.ports[0]
         silent = [socket.create_connection(("127.0.0.1", mqtt), timeout=WAIT)
                   for _ in range(2)]  # they hold both slots: no ClientHello
         context = client_context(ca, device)
