@@ -82,7 +82,12 @@ class Lab:
         raise LabError(f"{unit} on {host} not active within {bound:.0f} s")
 
     def ca_dir(self) -> Path:
-        return Path.home() / ".roost/pki" / self.inventory.name
+        return ca_dir(self.inventory)
+
+
+def ca_dir(inventory: Path) -> Path:
+    """roles/pki's default pki_ca_dir for this inventory."""
+    return Path.home() / ".roost" / "pki" / inventory.resolve().name
 
 
 def issue_cert(ca_dir: Path, out: Path, cn: str) -> tuple[Path, Path, Path]:

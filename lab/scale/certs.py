@@ -13,14 +13,9 @@ import hashlib
 import time
 from pathlib import Path
 
-from chaos.lab import issue_cert
+from chaos.lab import ca_dir, issue_cert
 
 REUSE = 12 * 3600  # seconds
-
-
-def ca_dir(inventory: Path) -> Path:
-    """roles/pki's default pki_ca_dir for this inventory."""
-    return Path.home() / ".roost" / "pki" / inventory.resolve().name
 
 
 def issue(inventory: Path, cache: Path,
