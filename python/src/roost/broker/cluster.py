@@ -109,6 +109,7 @@ class Cluster:
         self.takeovers = 0
         self._last = 0.0  # the last stamp's time: stamps of one node strictly increase
         broker.peer_ids = self.peer_ids
+        broker.node = node
         broker.stamp = self.stamp
         broker.on_connect = self.connected
         for client_id in self.peer_ids:
@@ -190,4 +191,5 @@ class Cluster:
             will, old.will, old.session, s.conn = old.will, None, None, None
             if will is not None:
                 lifecycle.publish_will(will, client_id, now)
-        lifecycle.end_session(s, now)  # the session lives on the newest node now
+        # The session lives on the newest node now.
+        lifecycle.end_session(s, now, f"it connected to node {node}")

@@ -6,11 +6,22 @@ while fewer than `send_quota` are in flight (the client's receive maximum capped
 (0: no limit).
 Drop policy when the queue is full: the new message is dropped (the queue keeps the
 oldest, as Mosquitto does) and counted in `stats.dropped`.
+
+Requests (a message with a Response Topic) that will never reach their session are
+reported to `undelivered(session, delivery, what, sent, now)`, which the engine turns
+into an error answer: dropped at a full queue or as too large, expired (Message Expiry
+Interval) while queued or while in flight to a session that went offline, or discarded
+with their session. Expiry is checked when a message would be sent and, for requests,
+at their expiry time (`expire`, from the engine's tick), so a requester hears of it even
+while the target stays offline.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
+from collections.abc import Callable
 
 from roost.broker.connection import Connection
 from roost.broker.message import Message, Outgoing
@@ -25,6 +36,10 @@ from roost.mqtt.wire import varint
 _EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
 _SUB_ID = PropertyId.SUBSCRIPTION_IDENTIFIER
 _ALIAS = PropertyId.TOPIC_ALIAS
+_RESPONSE = PropertyId.RESPONSE_TOPIC
+
+# (session, delivery, what happened, whether it had been sent, now)
+Undelivered = Callable[[Session, Outgoing, str, bool, float], None]
 
 
 class Deliverer:
@@ -40,6 +55,10 @@ class Deliverer:
         self._last_key: tuple[object, ...] = ()
         self._last_data = b""
         self._pid_at = -1
+        self.undelivered: Undelivered | None = None
+        # Requests with an expiry, by expiry time: (expires_at, order, session, delivery).
+        self._expiring: list[tuple[float, int, Session, Outgoing]] = []
+        self._order = itertools.count()
 
     def deliver(self, s: Session, out: Outgoing, now: float) -> None:
         """Send, queue or drop one delivery; `out.seq` and `packet_id` are set here."""
@@ -50,6 +69,7 @@ class Deliverer:
             return
         out.seq = s.next_seq
         s.next_seq += 1
+        self.watch(s, out)
         if conn is not None and conn.connected and not s.queue \
                 and len(s.inflight) < conn.send_quota:
             self._launch(s, conn, out, True, now)
@@ -57,6 +77,8 @@ class Deliverer:
         limit = self.queue_limits.get(s.client_id, self.settings.max_queued_messages)
         if limit and len(s.queue) >= limit:
             self.stats.dropped_queue_full += 1
+            self._lost(s, out, f"not delivered: the queue of {s.client_id} is full "
+                       f"({limit} messages)", False, now)
             return
         s.queue.append(out)
         if s.persistent:
@@ -73,6 +95,7 @@ class Deliverer:
             msg = out.message
             if msg.expires_at is not None and msg.expires_at <= now:
                 self._forget(s, out)
+                self._lost(s, out, "expired undelivered", False, now)
                 continue
             self._launch(s, conn, out, False, now)
 
@@ -85,6 +108,7 @@ class Deliverer:
             self.store.save_outgoing(s.client_id, out, new)
         if not self._send(conn, out, False, now):
             self._finish(s, pid)
+            self._too_large(s, out, now)
 
     def resend(self, s: Session, now: float) -> None:
         """On session resume: resend every in-flight message (DUP) or PUBREL, in order."""
@@ -95,9 +119,12 @@ class Deliverer:
                 conn.send(PubRel(pid))
                 continue
             msg = out.message
-            expired = msg.expires_at is not None and msg.expires_at <= now
-            if expired or not self._send(conn, out, True, now):
+            if msg.expires_at is not None and msg.expires_at <= now:
                 self._finish(s, pid)
+                self._lost(s, out, "expired unacknowledged", True, now)
+            elif not self._send(conn, out, True, now):
+                self._finish(s, pid)
+                self._too_large(s, out, now)
         self.pump(s, now)
 
     def acked(self, s: Session, packet_id: int, now: float) -> bool:
@@ -118,6 +145,57 @@ class Deliverer:
             if s.persistent:
                 self.store.save_outgoing(s.client_id, out, False)
         return True
+
+    def watch(self, s: Session, out: Outgoing) -> None:
+        """Track a request with an expiry so that `expire` finds it on time."""
+        msg = out.message
+        if msg.expires_at is not None and _RESPONSE in msg.properties:
+            heapq.heappush(self._expiring, (msg.expires_at, next(self._order), s, out))
+
+    def expire(self, now: float) -> None:
+        """Drop the requests whose expiry has passed while queued, or in flight to a
+        session without a connection (a connected client has it and may still answer);
+        each is reported to `undelivered`."""
+        heap = self._expiring
+        while heap and heap[0][0] <= now:
+            _, _, s, out = heapq.heappop(heap)
+            if out.packet_id:
+                if s.conn is None and s.inflight.get(out.packet_id) is out \
+                        and not out.released:
+                    self._finish(s, out.packet_id)
+                    self._lost(s, out, "expired unacknowledged", True, now)
+            elif out in s.queue:  # identity: Outgoing compares by identity
+                s.queue.remove(out)
+                self._forget(s, out)
+                self._lost(s, out, "expired undelivered", False, now)
+
+    def offline(self, s: Session, now: float) -> None:
+        """The session lost its connection: in-flight requests already expired go now
+        (`expire` skipped them while the client was connected)."""
+        for pid, out in list(s.inflight.items()):
+            msg = out.message
+            if not out.released and msg.expires_at is not None and msg.expires_at <= now \
+                    and _RESPONSE in msg.properties:
+                self._finish(s, pid)
+                self._lost(s, out, "expired unacknowledged", True, now)
+
+    def discard(self, s: Session, what: str, now: float) -> None:
+        """The session ends: forget its deliveries (the store drops them with the session)
+        and report the requests among them."""
+        pending = [(out, True) for out in s.inflight.values() if not out.released]
+        pending += [(out, False) for out in s.queue]
+        s.inflight.clear()
+        s.queue.clear()
+        for out, sent in pending:
+            self._lost(s, out, what, sent, now)
+
+    def _lost(self, s: Session, out: Outgoing, what: str, sent: bool, now: float) -> None:
+        if self.undelivered is not None and _RESPONSE in out.message.properties:
+            self.undelivered(s, out, what, sent, now)
+
+    def _too_large(self, s: Session, out: Outgoing, now: float) -> None:
+        self._lost(s, out, f"not delivered: larger than the maximum packet size of "
+                   f"{s.client_id}", False, now)
 
     def _finish(self, s: Session, packet_id: int) -> None:
         out = s.inflight.pop(packet_id)

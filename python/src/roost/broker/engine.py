@@ -15,7 +15,9 @@ dispatches packets and routes messages.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +57,8 @@ log = logging.getLogger("roost.broker")
 
 _ALIAS = PropertyId.TOPIC_ALIAS
 _EXPIRY = PropertyId.MESSAGE_EXPIRY_INTERVAL
+_RESPONSE = PropertyId.RESPONSE_TOPIC
+_CORRELATION = PropertyId.CORRELATION_DATA
 _NOT_FOUND = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
 
 
@@ -87,6 +91,7 @@ class Broker:
         self.connections: dict[Connection, None] = {}
         self._dirty: dict[Connection, None] = {}
         self.deliverer = Deliverer(settings, store, self.stats)
+        self.deliverer.undelivered = self._undelivered
         self.lifecycle = Lifecycle(self)
         self.subscriptions = Subscriptions(self)
         self.router.available = self._available
@@ -94,6 +99,7 @@ class Broker:
         # peers' bridge sessions and of the external bridges' local sessions, and hooks.
         self.peer_ids: frozenset[str] = frozenset()
         self.bridge_ids: frozenset[str] = frozenset()
+        self.node = ""  # this node's name in a cluster, named in error answers
         self.stamp: Callable[[Message, float], Message] | None = None  # retained LWW
         self.on_connect: Callable[[Connection, float], None] | None = None  # takeover
         self._max_levels = settings.max_topic_levels
@@ -173,6 +179,7 @@ class Broker:
     def tick(self, now: float) -> float:
         """Run timers; returns when the next tick is wanted."""
         self.lifecycle.tick(now)
+        self.deliverer.expire(now)
         interval = self.settings.sys_interval
         if interval > 0 and now >= self._next_sys:
             self._next_sys = now + interval
@@ -264,6 +271,43 @@ class Broker:
             if s is not None:
                 deliver(s, Outgoing(0, msg, min(mqos, q), retain and r, tuple(sorted(ids_))), now)
         return True
+
+    def _undelivered(self, s: Session, out: Outgoing, what: str, sent: bool,
+                     now: float) -> None:
+        """A request that will not reach `s`: answer it, in the agent's reply format, on
+        its Response Topic with its Correlation Data, as `s` itself would have answered.
+        Only the node holding the client's session gets here (a peer's bridge session
+        or an external bridge only forwards, so it never answers), and only where the
+        client's ACL lets it publish: a Response Topic cannot aim the broker elsewhere.
+        The answer carries no Response Topic, so it can never cause another answer."""
+        client_id = s.client_id
+        topic = out.message.properties.get(_RESPONSE)
+        if client_id in self.peer_ids or client_id in self.bridge_ids \
+                or not isinstance(topic, str) or not topic or "+" in topic or "#" in topic \
+                or not self.policy.authorize_publish_as(client_id, s.username, topic):
+            return
+        if s.conn is not None:
+            state = f"{client_id} is connected but has not acknowledged earlier messages"
+        else:
+            state = f"{client_id} offline"
+            if s.offline_since is not None:
+                state += " since " + time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                   time.gmtime(s.offline_since))
+            if s.offline_why:
+                state += f" ({s.offline_why})"
+        # A session that ended has no state to tell; `what` says why it ended.
+        error = f"{what}: {state}" if self.sessions.get(client_id) is s else what
+        if sent:
+            error += "; it was sent but never acknowledged, so it may have run"
+        body = {"ok": False, "error": error, "broker": self.node or "roost"}
+        props = {}
+        correlation = out.message.properties.get(_CORRELATION)
+        if correlation is not None:
+            props[_CORRELATION] = correlation
+        log.info("answering a request to %r on %r: %s", client_id, topic, error)
+        self.stats.undelivered_answers += 1
+        self.publish(Message(topic, json.dumps(body).encode(), out.qos, False, props), None,
+                     now)
 
     def _readable(self, matches: list[tuple[str, SubOptions]],
                   topic: str) -> list[tuple[str, SubOptions]]:

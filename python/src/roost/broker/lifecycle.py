@@ -74,6 +74,7 @@ class Lifecycle:
                 else:
                     s.queue.append(out)
                 s.next_seq = out.seq + 1
+                b.deliverer.watch(s, out)
             s.incoming = rec.incoming
         if snap.retained or snap.sessions:
             log.info("loaded %d retained messages and %d sessions",
@@ -134,7 +135,7 @@ class Lifecycle:
         if s is not None and s.conn is not None:
             self._take_over(s.conn, p.clean_start, now)
         if s is not None and p.clean_start:
-            self.end_session(s, now)
+            self.end_session(s, now, "it connected again with a clean start")
             s = None
         present = s is not None
         if s is None:
@@ -142,6 +143,7 @@ class Lifecycle:
         s.will = None  # a delayed will dies when its session resumes
         s.expiry = expiry
         s.expires_at = None
+        s.offline_since, s.offline_why = None, ""
         s.conn = conn
         s.username = conn.username
         conn.session = s
@@ -232,11 +234,14 @@ class Lifecycle:
             return
         s.conn = None
         conn.session = None
+        s.offline_since, s.offline_why = now, conn.reason or "connection lost"
         self._release_will(conn, s, now)
         if s.expiry == 0:
-            self.end_session(s, now)
+            self.end_session(s, now, f"it disconnected ({s.offline_why}) and kept no "
+                             "session")
             return
         s.expires_at = None if s.expiry == NEVER else now + s.expiry
+        self.broker.deliverer.offline(s, now)
         if s.persistent:
             self.store.save_session(s)
 
@@ -252,7 +257,9 @@ class Lifecycle:
         else:
             self.publish_will(will, s.client_id, now)
 
-    def end_session(self, s: Session, now: float) -> None:
+    def end_session(self, s: Session, now: float, why: str = "") -> None:
+        """Discard a session; requests still queued or in flight for it get an error
+        answer saying `why` it ended."""
         if s.will is not None:
             will = s.will
             s.will = None
@@ -260,6 +267,8 @@ class Lifecycle:
         self.broker.router.remove_client(s.client_id)
         if self.sessions.get(s.client_id) is s:
             del self.sessions[s.client_id]
+        ended = f"not delivered: the session of {s.client_id} ended"
+        self.broker.deliverer.discard(s, f"{ended} ({why})" if why else ended, now)
         if s.stored:
             self.store.delete_session(s.client_id)
             s.stored = False
@@ -297,7 +306,7 @@ class Lifecycle:
                 if s.stored:
                     self.store.save_session(s)
             if s.expires_at is not None and s.expires_at <= now:
-                self.end_session(s, now)
+                self.end_session(s, now, "its session expiry interval passed")
 
     def shutdown(self, now: float) -> None:
         # Wills first, while every client can still receive them: a Pi's retained `online`
@@ -314,6 +323,7 @@ class Lifecycle:
             if s is not None and s.conn is conn:
                 s.conn = None
                 conn.session = None
+                s.offline_since, s.offline_why = now, "server shutting down"
                 if s.persistent:
                     s.expires_at = None if s.expiry == NEVER else now + s.expiry
                     self.store.save_session(s)

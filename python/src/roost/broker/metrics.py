@@ -42,6 +42,10 @@ class BrokerCollector(Collector):
         dropped.add_metric(["queue_full"], stats.dropped_queue_full)
         dropped.add_metric(["too_large"], stats.dropped_too_large)
         yield dropped
+        yield CounterMetricFamily(
+            "roost_requests_answered_undelivered",
+            "requests (Response Topic) the broker answered with an error: not deliverable",
+            value=stats.undelivered_answers)
         yield GaugeMetricFamily("roost_queued_messages", "QoS 1/2 messages waiting in sessions",
                                 value=sum(len(s.queue) for s in broker.sessions.values()))
         yield GaugeMetricFamily("roost_retained_messages", "retained messages",

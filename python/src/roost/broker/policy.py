@@ -40,6 +40,11 @@ class Policy(Protocol):
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool: ...
 
+    def authorize_publish_as(self, client_id: str, username: str | None, topic: str) -> bool:
+        """May this client publish there (asked while it is offline: the broker answers a
+        request it could not deliver only where the client could have answered)."""
+        ...
+
     def authorize_subscribe(self, conn: Connection, topic_filter: str) -> bool: ...
 
     def authorize_read(self, client_id: str, username: str | None, topic: str) -> bool: ...
@@ -96,6 +101,9 @@ class AnonymousPolicy:
         return ReasonCode.NOT_AUTHORIZED, ANONYMOUS_OFF
 
     def authorize_publish(self, conn: Connection, topic: str) -> bool:
+        return self.authorize_publish_as(conn.client_id, conn.username, topic)
+
+    def authorize_publish_as(self, client_id: str, username: str | None, topic: str) -> bool:
         return not topic.startswith(("$SYS/", "$cluster/"))
 
     def authorize_subscribe(self, conn: Connection, topic_filter: str) -> bool:
@@ -117,9 +125,10 @@ class AclPolicy(AnonymousPolicy):
         super().__init__(allow_anonymous, passwords, cluster_ids)
         self.acl = acl
 
-    def authorize_publish(self, conn: Connection, topic: str) -> bool:
-        acl = self.acl.client(conn.client_id, conn.username)
-        return super().authorize_publish(conn, topic) and acl.check(topic, Access.WRITE).allowed
+    def authorize_publish_as(self, client_id: str, username: str | None, topic: str) -> bool:
+        acl = self.acl.client(client_id, username)
+        return super().authorize_publish_as(client_id, username, topic) and \
+            acl.check(topic, Access.WRITE).allowed
 
     def authorize_subscribe(self, conn: Connection, topic_filter: str) -> bool:
         if conn.client_id in self.cluster_ids:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 class Session:
     __slots__ = (
         "client_id", "conn", "expires_at", "expiry", "incoming", "inflight", "next_pid",
-        "next_seq", "queue", "stored", "username", "will", "will_at",
+        "next_seq", "offline_since", "offline_why", "queue", "stored", "username", "will",
+        "will_at",
     )
 
     def __init__(self, client_id: str, expiry: int) -> None:
@@ -32,6 +33,10 @@ class Session:
         self.will_at = 0.0
         self.stored = False  # the store has a row for it
         self.username: str | None = None  # of the last connection, for ACL read checks
+        # When and why its last connection ended (None: connected, or not known since a
+        # restart): for the error answers to requests it could not take.
+        self.offline_since: float | None = None
+        self.offline_why = ""
 
     @property
     def persistent(self) -> bool:

@@ -18,6 +18,7 @@ class Stats:
     bytes_sent: int = 0
     dropped_queue_full: int = 0
     dropped_too_large: int = 0  # larger than the client's maximum packet size
+    undelivered_answers: int = 0  # error answers to requests that could not be delivered
     retained: int = 0
     subscriptions: int = 0
     acl_denials: dict[str, int] = field(
