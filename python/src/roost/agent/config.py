@@ -76,6 +76,7 @@ class Config:
     state_dir: Path
     tls: Tls | None = None
     keepalive: int = 30
+    session_expiry: int = 86_400  # seconds the broker keeps our session (and commands)
     connect_timeout: float = 5.0
     backoff_initial: float = 1.0
     backoff_cap: float = 60.0
@@ -120,6 +121,7 @@ def _parse(r: Reader, need_credentials: bool) -> Config:
         state_dir=Path(r.get(("state_dir",), str, "/var/lib/roost-agent")),
         tls=_tls(r, need_credentials) if "tls" in r.data else None,
         keepalive=int(r.number((*b, "keepalive"), 30, 5)),
+        session_expiry=int(r.number((*b, "session_expiry"), 86_400, 0)),
         connect_timeout=r.number((*b, "connect_timeout"), 5.0, 0.1),
         backoff_initial=r.number((*b, "backoff_initial"), 1.0, 0.01),
         backoff_cap=r.number((*b, "backoff_cap"), 60.0, 0.01),

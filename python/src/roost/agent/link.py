@@ -115,8 +115,13 @@ class Link:
     def _attempt(self) -> None:
         e = self.endpoint
         log.info("connecting to %s", e)
+        # A lasting session: commands sent while we are away wait for us on the broker,
+        # or expire there with an error answer to their requester (roost broker).
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.cfg.session_expiry
         try:
-            self.client.connect(e.host, e.port, keepalive=self.cfg.keepalive, clean_start=True)
+            self.client.connect(e.host, e.port, keepalive=self.cfg.keepalive,
+                                clean_start=self.cfg.session_expiry == 0, properties=props)
         except (OSError, ValueError) as err:  # refused, unreachable, DNS, TLS handshake
             self.state = State.CONNECTING  # so that _down() counts the failure
             self._down(f"{type(err).__name__}: {err}")

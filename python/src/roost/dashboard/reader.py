@@ -8,16 +8,14 @@ shown on the page, so a refused login or a dead node is visible rather than an e
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from roost.dashboard.hub import Hub
-from roost.fleet.status import Access
+from roost.fleet.status import Access, client
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +30,7 @@ class Reader:
     def __init__(self, hub: Hub, access: Access, site: str | None) -> None:
         self.hub, self.access, self.site = hub, access, site
         self.node = f"{access.host}:{access.port}"
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                        client_id=access.client_id or f"roost-dashboard-{uuid.uuid4().hex[:8]}")
-        if access.ca:
-            c.tls_set(ca_certs=access.ca, certfile=access.cert, keyfile=access.key)
-        if access.username:
-            c.username_pw_set(access.username, access.password)
+        c = client(access, "roost-dashboard")
         c.reconnect_delay_set(1, 30)
         c.on_connect, c.on_connect_fail = self._connected, self._failed
         c.on_subscribe, c.on_disconnect = self._subscribed, self._disconnected

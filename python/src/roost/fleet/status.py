@@ -47,6 +47,18 @@ class Access:
     client_id: str | None = None  # None: a random one
 
 
+def client(access: Access, prefix: str = "roost-fleet") -> mqtt.Client:
+    """An MQTT 5 client for `access` (not connected yet); its id `prefix-<random>` unless
+    `access` names one."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                    client_id=access.client_id or f"{prefix}-{uuid.uuid4().hex[:8]}")
+    if access.ca:
+        c.tls_set(ca_certs=access.ca, certfile=access.cert, keyfile=access.key)
+    if access.username:
+        c.username_pw_set(access.username, access.password)
+    return c
+
+
 def fold(pis: dict[tuple[str, str], Pi], topic: str, payload: bytes) -> None:
     """Merge one status or telemetry message; anything unparsable is ignored."""
     parts = topics.parse(topic)
@@ -100,17 +112,12 @@ def read(access: Access, site: str | None, window: float) -> list[Pi]:
             if msg.retain:  # live traffic never goes quiet; the retained burst does
                 last[0] = time.monotonic()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"roost-fleet-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
-    if access.ca:
-        client.tls_set(ca_certs=access.ca, certfile=access.cert, keyfile=access.key)
-    if access.username:
-        client.username_pw_set(access.username, access.password)
-    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    client.connect_timeout = min(window, 5.0)
+    c = client(access)
+    c.connect_timeout = min(window, 5.0)
+    c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
     deadline = time.monotonic() + window
-    client.connect(access.host, access.port, keepalive=30, clean_start=True)
-    client.loop_start()
+    c.connect(access.host, access.port, keepalive=30, clean_start=True)
+    c.loop_start()
     try:
         if not subscribed.wait(max(0.0, deadline - time.monotonic())):
             raise ConnectionError(f"no answer from {access.host}:{access.port} in {window}s")
@@ -119,7 +126,7 @@ def read(access: Access, site: str | None, window: float) -> list[Pi]:
         while time.monotonic() < deadline and time.monotonic() - last[0] < SETTLE:
             time.sleep(0.05)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        c.disconnect()
+        c.loop_stop()
     with lock:
         return sorted(pis.values(), key=lambda pi: (pi.site, pi.client_id))
