@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from .conftest import AgentFactory, WatcherFactory
 from .harness import Server, Watcher, agent_toml, dedupe
@@ -103,3 +105,22 @@ def test_restart_agent_comes_back_with_the_same_pid_and_seq_counter(
     got = dedupe(w.seqs())
     assert got == list(range(1, got[-1] + 1)), "the counter went on where it stopped"
     assert proc.proc.poll() is None and proc.output().count("roost agent 0.1.0 as") == 2
+
+
+def test_a_request_sent_while_the_agent_is_away_runs_when_it_is_back(
+        broker: Server, agent: AgentFactory, watcher: WatcherFactory, tmp_path: Path) -> None:
+    """The agent keeps a session on the broker: a request waits there for it."""
+    w = watcher(broker.port, ["roost/lab/pi-1/status", "roost/lab/pi-1/reply/#"])
+    toml = agent_toml(tmp_path / "state", [broker.port], collectors="load = 0")
+    first = agent(toml)
+    w.wait(lambda ms: any(m.body.get("state") == "online" for m in w.msgs), "online")
+    first.stop()
+    w.wait(lambda ms: ms[-1].body.get("state") == "offline", "offline")
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ResponseTopic = "roost/lab/pi-1/reply/later"
+    props.CorrelationData = b"while-away"
+    w.client.publish(CMD + "ping", b"", qos=1, properties=props).wait_for_publish(15)
+    agent(toml)
+    msgs = w.wait(lambda ms: any(m.correlation == b"while-away" for m in ms), "the reply")
+    [reply] = [m.body for m in msgs if m.correlation == b"while-away"]
+    assert reply["ok"] is True and reply["result"]["pong"] is True
