@@ -9,6 +9,7 @@ about 15 minutes. Results: lab/results/chaos-<UTC stamp>.txt and .json.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -21,7 +22,7 @@ import yaml  # type: ignore[import-untyped]
 
 from chaos import faults, report
 from chaos.checker import Checker
-from chaos.journal import link_events, placement
+from chaos.journal import kill_target, link_events, placement
 from chaos.lab import ROOT, Lab, LabError, issue_cert
 from chaos.ledger import Window
 
@@ -39,10 +40,14 @@ def main() -> int:
     p.add_argument("--queue-cut", type=float, default=45,
                    help="seconds the small-queue Pi is off the network")
     p.add_argument("--ping-every", type=float, default=5, help="seconds between commands")
+    p.add_argument("--ping-expiry", type=int, default=20,
+                   help="Message Expiry Interval of each command: the broker holding an "
+                   "unreachable Pi's session answers it with an error after that long")
     p.add_argument("--readmit", action=argparse.BooleanOptionalAction, default=True,
                    help="re-admit the revoked Pi at the end (a new key and certificate)")
     p.add_argument("--out", type=Path, default=ROOT / "lab/results")
     args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="chaos: %(name)s: %(message)s")
     try:
         return Run(args).go()
     except LabError as err:
@@ -69,7 +74,8 @@ class Run:
     def go(self) -> int:
         lb = self.groups["loadbalancers"][0]
         tls = issue_cert(self.lab.ca_dir(), ROOT / ".lab/chaos", CHECKER_ID)
-        self.checker = Checker(self.lab.address(lb), 8883, tls, "home", CHECKER_ID)
+        self.checker = Checker(self.lab.address(lb), 8883, tls, "home", CHECKER_ID,
+                               ping_expiry=self.args.ping_expiry)
         self.started = time.time()
         self.checker.start()
         if self._flowing(self.started, self.pis, 90) is None:
@@ -80,8 +86,9 @@ class Run:
         mark = time.time()
         time.sleep(self.args.settle)
         self._close("baseline", mark, {}, mark)
-        node = self._kill_target()
+        node, held = self._kill_target()
         self._fault("kill -9 broker", lambda: faults.kill_broker(self.lab, node))
+        self.notes[-1]["pis_there"] = held
         self._fault("HAProxy restart", lambda: faults.restart_haproxy(self.lab, lb))
         self._fault("rolling broker restart", lambda: faults.rolling_restart(self.lab))
         self._fault(f"network cut {self.args.cut:.0f} s",
@@ -97,7 +104,7 @@ class Run:
                         lambda: faults.readmit(self.lab, self.revoke_pi, VARS))
         self.stop.set()
         final = self._drained(120)
-        time.sleep(10)  # the last replies
+        time.sleep(self.args.ping_expiry + 3)  # the last replies, or the broker's answers
         self.checker.stop()
         return self._report(final)
 
@@ -151,22 +158,27 @@ class Run:
         return sum("certificate revoked" in line for b in self.groups["brokers"]
                    for line in self.lab.journal(b, "roost-broker.service", since))
 
-    def _kill_target(self) -> str:
-        """The broker with the most Pis, other than the checker's own node if possible."""
+    def _kill_target(self) -> tuple[str, list[str]]:
+        """The broker to kill (`kill_target`) and the Pis it holds."""
         lines = {b: self.lab.journal(b, "roost-broker.service", self.started - 86400)
                  for b in self.groups["brokers"]}
         where = placement(lines)
-        mine = where.get(CHECKER_ID)
-        count = {b: sum(where.get(p) == b for p in self.pis) for b in self.groups["brokers"]}
-        order = sorted(count, key=lambda b: (b == mine, -count[b]))
-        return order[0]
+        held = {b: [p for p in self.pis if where.get(p) == b] for b in self.groups["brokers"]}
+        node = kill_target(held, where.get(CHECKER_ID))
+        print(f"chaos: Pis per broker {held}, checker on {where.get(CHECKER_ID)}; "
+              f"killing {node}", file=sys.stderr, flush=True)
+        return node, held[node]
 
     def _report(self, final: dict[str, int]) -> int:
         links = []
         for pi in self.pis:
             links += link_events(pi, self.lab.journal(pi, "roost-agent.service", self.started))
+        # Why the brokers closed the checker's connections, if they did.
+        said = {b: [line for line in self.lab.journal(b, "roost-broker.service", self.started)
+                    if CHECKER_ID in line and ("closing" in line or "disconnected" in line)]
+                for b in self.groups["brokers"]}
         out = report.write(self.args.out, self.checker, self.windows, self.notes,
-                           links=links, final=final)
+                           links=links, final=final, extra={"brokers_on_checker": said})
         print(f"chaos: results in {out}.txt and {out}.json", file=sys.stderr)
         print(out.with_suffix(".txt").read_text())
         return 0

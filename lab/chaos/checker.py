@@ -1,12 +1,15 @@
 """The checker: one MQTT 5 client through the load balancer, with a persistent session,
 that records every telemetry sample, every agent status and every command reply, and
-sends `ping` requests to the Pis. paho's own thread does the I/O; the lists are read
-under `lock`.
+sends `ping` requests to the Pis, each with a Message Expiry Interval so that the broker
+holding an unreachable Pi's session answers it with an error. paho's own thread does
+the I/O; the lists are read under `lock`, which is never held while calling paho (paho
+calls on_publish holding its own lock: the other order would deadlock).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 import time
@@ -24,17 +27,20 @@ from chaos.ledger import Sample, Status
 from chaos.requests import Request
 
 SESSION_EXPIRY = 3600  # the run is shorter: the session outlives every reconnect
+log = logging.getLogger("chaos.checker")
 
 
 class Checker:
     def __init__(self, host: str, port: int, tls: tuple[Path, Path, Path], site: str,
-                 client_id: str) -> None:
+                 client_id: str, *, ping_expiry: int = 20) -> None:
         self.host, self.port, self.site = host, port, site
+        self.ping_expiry = ping_expiry
         self.lock = threading.Lock()
         self.samples: list[Sample] = []
         self.statuses: list[Status] = []
         self.requests: dict[bytes, Request] = {}
         self.by_mid: dict[int, bytes] = {}
+        self.acks: dict[int, int] = {}  # PUBACKs that came before ping() recorded the mid
         self.retained = 0  # replays of retained telemetry after a new session: not counted
         self.log: list[tuple[float, str]] = []  # our own connects and disconnects
         ca, cert, key = tls
@@ -46,6 +52,7 @@ class Checker:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.tls_set_context(ctx)
         c.reconnect_delay_set(1, 4)
+        c.enable_logger(log)  # paho's own reasons for a lost connection (socket errors)
         c.on_connect, c.on_disconnect = self._connected, self._disconnected
         c.on_message, c.on_publish = self._message, self._published
         self.client = c
@@ -63,16 +70,22 @@ class Checker:
         self.client.loop_stop()
 
     def ping(self, pi: str) -> None:
-        """Send `ping` to a Pi as an MQTT 5 request; its reply comes to reply/chaos."""
+        """Send `ping` to a Pi as an MQTT 5 request that expires after `ping_expiry`
+        seconds; its reply (the agent's, or the broker's error) comes to reply/chaos."""
         corr = uuid.uuid4().bytes
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.ResponseTopic = f"roost/{self.site}/{pi}/reply/chaos"
         props.CorrelationData = corr
-        with self.lock:  # on_publish may run before publish() returns
+        props.MessageExpiryInterval = self.ping_expiry
+        with self.lock:
             self.requests[corr] = Request(pi, time.time())
-            info = self.client.publish(f"roost/{self.site}/{pi}/cmd/ping", b"{}", qos=1,
-                                       properties=props)
-            self.by_mid[info.mid] = corr
+        info = self.client.publish(f"roost/{self.site}/{pi}/cmd/ping", b"{}", qos=1,
+                                   properties=props)
+        with self.lock:  # on_publish may have run before publish() returned
+            if info.mid in self.acks:
+                self.requests[corr].puback = self.acks.pop(info.mid)
+            else:
+                self.by_mid[info.mid] = corr
 
     def _note(self, what: str) -> None:
         with self.lock:
@@ -104,6 +117,8 @@ class Checker:
             corr = self.by_mid.pop(mid, None)
             if corr is not None:
                 self.requests[corr].puback = int(reason.value)
+            else:
+                self.acks[mid] = int(reason.value)
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         now = time.time()
@@ -120,7 +135,8 @@ class Checker:
                 if msg.retain:
                     self.retained += 1
                 else:
-                    self.samples.append(Sample(pi, int(body["seq"]), float(body["ts"]), now))
+                    self.samples.append(Sample(pi, int(body["seq"]), float(body["ts"]), now,
+                                               bool(msg.dup)))
             elif kind == "status" and body.get("state") == "online":
                 self.statuses.append(Status(pi, now, int(body["dropped"]), int(body["seq"]),
                                             int(body["queue_depth"])))
@@ -129,6 +145,9 @@ class Checker:
                 req = self.requests.get(corr) if corr else None
                 if req is not None and req.reply_at is None:
                     req.reply_at, req.ok = now, bool(body.get("ok"))
+                    if not req.ok:
+                        who = f"broker {body['broker']}" if "broker" in body else "agent"
+                        req.error = f"{who}: {body.get('error')}"
 
 
 def _peer_cn(client: mqtt.Client) -> str:

@@ -69,3 +69,10 @@ def placement(lines_by_node: dict[str, list[str]]) -> dict[str, str]:
             if m and float(m.group(1)) >= latest.get(m.group(2), (0.0, ""))[0]:
                 latest[m.group(2)] = (float(m.group(1)), node)
     return {client: node for client, (_, node) in latest.items()}
+
+
+def kill_target(held: dict[str, list[str]], checker_node: str | None) -> str:
+    """The broker for `kill -9`, from the Pis each holds: one holding Pis (the most),
+    other than the checker's own node when another one holds Pis too. (Preferring any
+    node but the checker's once killed a node holding no Pi: nothing was measured.)"""
+    return min(sorted(held), key=lambda b: (not held[b], b == checker_node, -len(held[b])))

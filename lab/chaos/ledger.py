@@ -22,6 +22,7 @@ class Sample:
     seq: int
     ts: float  # when the agent made it (its clock)
     at: float  # when the checker received it (our clock)
+    dup: bool = False  # DUP flag: the checker's broker sent it again (checker reconnect)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Window:
 class PiFigures:
     received: int = 0
     duplicates: int = 0
+    redelivered: int = 0  # of those, with DUP set: resent to the checker by its broker
     missing: int = 0  # holes charged to this window
     unseen: int = 0  # of those, holes while the checker itself had no session
     dropped: int = 0  # the agent's dropped counter grew by this much
@@ -111,6 +113,7 @@ def account(samples: list[Sample], statuses: list[Status], windows: list[Window]
                 if w.holds(s.at):
                     f.received += 1
                     f.duplicates += s.seq in first
+                    f.redelivered += s.seq in first and s.dup
             first.setdefault(s.seq, s)
         ordered = sorted(first)
         for hole in holes(first, (final_seq or {}).get(pi)):

@@ -11,7 +11,7 @@ from typing import Any
 from chaos.checker import Checker
 from chaos.journal import Link, outage
 from chaos.ledger import Window, account
-from chaos.requests import outcomes, slowest
+from chaos.requests import errors, outcomes, slowest
 
 
 def blind(log: list[tuple[float, str]]) -> list[tuple[float, float]]:
@@ -44,9 +44,11 @@ def figures(checker: Checker, windows: list[Window], notes: list[dict[str, Any]]
             "fault": w.name, "start": w.start, "seconds": round(w.end - w.start, 1),
             "lost": f.total("lost"), "unseen": f.total("unseen"),
             "dropped": f.total("dropped"), "missing": f.total("missing"),
-            "duplicates": f.total("duplicates"), "received": f.total("received"),
+            "duplicates": f.total("duplicates"), "redelivered": f.total("redelivered"),
+            "received": f.total("received"),
             "longest_gap_s": gap, "longest_gap_pi": gap_pi,
             "all_back_s": _all_back(back), "commands": outcomes(requests, w),
+            "errors": errors(requests, w),
             "slowest_reply_s": slowest(requests, w),
             "pis": {pi: {**vars(x), "down_s": back[pi].down_s, "back_s": back[pi].back_after}
                     for pi, x in f.pis.items()},
@@ -69,22 +71,33 @@ def table(rows: list[dict[str, Any]]) -> str:
         cmds = ", ".join(f"{n} {k}" for k, n in sorted(r["commands"].items()))
         lines.append(" | ".join(str(x) for x in (
             r["fault"], r["seconds"], r["lost"], r["unseen"], r["dropped"], r["missing"],
-            r["duplicates"], f"{r['longest_gap_s']} s ({r['longest_gap_pi']})",
+            _dups(r), f"{r['longest_gap_s']} s ({r['longest_gap_pi']})",
             f"{r['all_back_s']} s", cmds, r["load"][0])))
     return "\n".join(f"| {line} |" for line in lines) + "\n"
 
 
+def _dups(row: dict[str, Any]) -> str:
+    resent = row.get("redelivered", 0)
+    return f"{row['duplicates']} ({resent} resent to the checker)" if resent else \
+        str(row["duplicates"])
+
+
 def write(out: Path, checker: Checker, windows: list[Window], notes: list[dict[str, Any]],
-          *, links: list[Link], final: dict[str, int]) -> Path:
+          *, links: list[Link], final: dict[str, int],
+          extra: dict[str, Any] | None = None) -> Path:
     rows = figures(checker, windows, notes, links, final)
     out.mkdir(parents=True, exist_ok=True)
     base = out / time.strftime("chaos-%Y%m%d-%H%M%S", time.gmtime())
     doc = {"rows": rows, "checker_log": checker.log, "retained_replays": checker.retained,
-           "final_seq": final}
+           "final_seq": final, **(extra or {})}
     base.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     base.with_suffix(".txt").write_text(
         "Roost chaos run (lab/chaos). lost = acknowledged samples never delivered and not\n"
         "counted as dropped by the agent; unseen = missing while the checker itself had no\n"
-        "session (it moved node); 'agents back' = seconds from the fault until the last\n"
-        "agent that lost its link was connected again.\n\n" + table(rows))
+        "session (it moved node); dup = samples received twice ('resent to the checker':\n"
+        "by its own broker after it reconnected, DUP flag set); 'agents back' = seconds\n"
+        "from the fault until the last agent that lost its link was connected again;\n"
+        f"commands = pings with a {checker.ping_expiry} s expiry, 'error reply' = the "
+        "agent's or the broker's\nerror answer (the .json's errors say whose and why).\n\n"
+        + table(rows))
     return base

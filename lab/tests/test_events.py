@@ -1,9 +1,9 @@
 """The agents' link outages, broker placement, command outcomes, the checker's blind spots."""
 
-from chaos.journal import Link, link_events, outage, placement
+from chaos.journal import Link, kill_target, link_events, outage, placement
 from chaos.ledger import Window
 from chaos.report import blind
-from chaos.requests import Request, outcomes, slowest
+from chaos.requests import Request, errors, outcomes, slowest
 
 W = Window("cut", 100, 200)
 
@@ -51,3 +51,22 @@ def test_blind_spans_only_reconnects_without_the_session() -> None:
            (12, "connected to node:broker-1, session present True"), (20, "disconnected: y"),
            (23, "connected to node:broker-2, session present False")]
     assert blind(log) == [(20, 24.0)]
+
+
+def test_a_brokers_error_answer_is_an_error_reply_not_silence() -> None:
+    expired = "broker broker-2: expired undelivered: pi-1 offline since 2026-11-26 06:41:02"
+    reqs = [Request("p", 110, 0, 131, False, expired),
+            Request("p", 120, 0, 141, False, expired.replace("06:41", "06:42")),
+            Request("p", 125, 0, 126, False, "agent: unknown command 'x'")]
+    assert outcomes(reqs, W) == {"error reply": 3}
+    assert errors(reqs, W) == {"broker broker-2: expired undelivered": 2,
+                               "agent: unknown command 'x'": 1}
+
+
+def test_kill_target_is_a_broker_holding_pis() -> None:
+    everyone_on_1 = {"broker-1": ["pi-1", "pi-2", "pi-3"], "broker-2": [], "broker-3": []}
+    assert kill_target(everyone_on_1, "broker-1") == "broker-1"  # not the empty broker-2
+    split = {"broker-1": ["pi-1", "pi-2"], "broker-2": ["pi-3"], "broker-3": []}
+    assert kill_target(split, "broker-1") == "broker-2"  # spare the checker's node
+    assert kill_target(split, "broker-3") == "broker-1"
+    assert kill_target({"broker-1": [], "broker-2": []}, None) == "broker-1"

@@ -71,3 +71,12 @@ def test_holes_between_the_smallest_and_the_given_top() -> None:
     assert holes([5, 7, 9]) == [6, 8]
     assert holes([5, 6], upto=8) == [7, 8]
     assert holes([]) == []
+
+
+def test_duplicates_resent_to_the_checker_are_told_apart() -> None:
+    """The checker's broker resends (DUP set) after the checker reconnects; an agent's
+    retransmission reaches the checker as a new delivery (DUP clear)."""
+    samples = [Sample("pi-1", 1, 10, 10), Sample("pi-1", 2, 11, 11),
+               Sample("pi-1", 2, 11, 12, dup=True), Sample("pi-1", 1, 10, 13)]
+    (a, _) = account(samples, [], W)
+    assert (a.total("duplicates"), a.total("redelivered")) == (2, 1)
