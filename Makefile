@@ -138,4 +138,4 @@ scale-down:
 chaos: venv
 	$(PLAYBOOK) -i $(LAB_INVENTORY) playbooks/preflight.yml playbooks/broker.yml \
 		playbooks/agent.yml -e @lab/chaos/vars.yml
-	cd lab && python -m chaos --lab $(LAB_NAME) --inventory $(LAB_INVENTORY) $(CHAOS_ARGS)
+	cd lab && python -m chaos --lab $(LAB_NAME) --inventory $(abspath $(LAB_INVENTORY)) $(CHAOS_ARGS)
