@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from roost.broker.config import Listener, TlsFiles
 from roost.broker.policy import ListenerAuth
 from roost.security.proxy import ProxyPolicy
-from roost.security.tls import Identity, load_crl_serials, server_context
+from roost.security.tls import Identity, load_crl_serials, not_after, server_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +30,9 @@ def load_tls(tls: TlsFiles) -> TlsState:
     serials = load_crl_serials(tls.crl, tls.ca) if tls.crl is not None else set()
     from cryptography import x509  # noqa: PLC0415 - slow to import; TLS listeners only
 
-    expires = x509.load_pem_x509_certificate(tls.cert.read_bytes()).not_valid_after_utc
+    expires = not_after(x509.load_pem_x509_certificate(tls.cert.read_bytes()))
     return TlsState(context, frozenset(serials), tls.identity,  # type: ignore[arg-type]
-                    expires.timestamp())
+                    expires)
 
 
 class ListenerState:

@@ -7,6 +7,7 @@ CRL is only consulted during the handshake.
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,6 +106,19 @@ def certificate_serial(cert_der: bytes) -> int:
     from cryptography import x509  # noqa: PLC0415
 
     return x509.load_der_x509_certificate(cert_der).serial_number
+
+
+def not_after(cert: x509.Certificate) -> float:
+    """The certificate's notAfter as a Unix time.
+
+    `not_valid_after_utc` is cryptography 42+. Debian 12's python3-cryptography (38), which
+    armhf brokers run (PyPI has no armv7l wheels, see roles/roost_package), has only
+    `not_valid_after`, a naive datetime in UTC.
+    """
+    expires = getattr(cert, "not_valid_after_utc", None)
+    if expires is None:
+        expires = cert.not_valid_after.replace(tzinfo=dt.UTC)
+    return float(expires.timestamp())
 
 
 def revoked(cert_der: bytes, serials: set[int] | frozenset[int]) -> bool:
