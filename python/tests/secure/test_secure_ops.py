@@ -26,6 +26,7 @@ NAMES = {
     "roost_bytes_received", "roost_bytes_sent", "roost_messages_dropped",
     "roost_queued_messages", "roost_retained_messages", "roost_acl_denials",
     "roost_tls_failures", "roost_auth_failures", "roost_certificate_expiry_timestamp_seconds",
+    "roost_requests_answered_undelivered",
 }
 
 
