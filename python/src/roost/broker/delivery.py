@@ -147,7 +147,9 @@ class Deliverer:
         return True
 
     def watch(self, s: Session, out: Outgoing) -> None:
-        """Track a request with an expiry so that `expire` finds it on time."""
+        """Track a request with an expiry so that `expire` finds it on time. An entry
+        stays until that time even if the request was delivered: a request costs its
+        memory for its expiry interval at most."""
         msg = out.message
         if msg.expires_at is not None and _RESPONSE in msg.properties:
             heapq.heappush(self._expiring, (msg.expires_at, next(self._order), s, out))
