@@ -177,8 +177,14 @@ class Run:
         said = {b: [line for line in self.lab.journal(b, "roost-broker.service", self.started)
                     if CHECKER_ID in line and ("closing" in line or "disconnected" in line)]
                 for b in self.groups["brokers"]}
+        # When the load balancer saw a broker down or up (it then cuts that broker's
+        # connections: on-marked-down shutdown-sessions).
+        lb = self.groups["loadbalancers"][0]
+        marks = [line for line in self.lab.journal(lb, "haproxy.service", self.started)
+                 if " is DOWN" in line or " is UP" in line]
         out = report.write(self.args.out, self.checker, self.windows, self.notes,
-                           links=links, final=final, extra={"brokers_on_checker": said})
+                           links=links, final=final,
+                           extra={"brokers_on_checker": said, "lb_marks": marks})
         print(f"chaos: results in {out}.txt and {out}.json", file=sys.stderr)
         print(out.with_suffix(".txt").read_text())
         return 0
