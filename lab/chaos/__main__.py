@@ -169,22 +169,28 @@ class Run:
               f"killing {node}", file=sys.stderr, flush=True)
         return node, held[node]
 
+    def _diagnostics(self) -> dict[str, Any]:
+        """Why the brokers closed the checker's connections, if they did, and when the
+        load balancer saw a broker down or up (it then cuts that broker's connections:
+        on-marked-down shutdown-sessions)."""
+        said = {b: [line for line in self.lab.journal(b, "roost-broker.service", self.started)
+                    if CHECKER_ID in line and ("closing" in line or "disconnected" in line)]
+                for b in self.groups["brokers"]}
+        lb = self.groups["loadbalancers"][0]
+        marks = [line for line in self.lab.journal(lb, "haproxy.service", self.started)
+                 if " is DOWN" in line or " is UP" in line]
+        return {"brokers_on_checker": said, "lb_marks": marks}
+
     def _report(self, final: dict[str, int]) -> int:
         links = []
         for pi in self.pis:
             links += link_events(pi, self.lab.journal(pi, "roost-agent.service", self.started))
-        # Why the brokers closed the checker's connections, if they did.
-        said = {b: [line for line in self.lab.journal(b, "roost-broker.service", self.started)
-                    if CHECKER_ID in line and ("closing" in line or "disconnected" in line)]
-                for b in self.groups["brokers"]}
-        # When the load balancer saw a broker down or up (it then cuts that broker's
-        # connections: on-marked-down shutdown-sessions).
-        lb = self.groups["loadbalancers"][0]
-        marks = [line for line in self.lab.journal(lb, "haproxy.service", self.started)
-                 if " is DOWN" in line or " is UP" in line]
+        try:
+            extra = self._diagnostics()
+        except LabError as err:  # the figures matter more than the diagnosis
+            extra = {"diagnostics_error": str(err)}
         out = report.write(self.args.out, self.checker, self.windows, self.notes,
-                           links=links, final=final,
-                           extra={"brokers_on_checker": said, "lb_marks": marks})
+                           links=links, final=final, extra=extra)
         print(f"chaos: results in {out}.txt and {out}.json", file=sys.stderr)
         print(out.with_suffix(".txt").read_text())
         return 0
