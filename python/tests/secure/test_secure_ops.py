@@ -20,6 +20,7 @@ from roost.broker.store import NullStore
 from security.certs import Issued, client_context, issue, make_ca
 
 from .broker import METRICS, WAIT, Broker, Client, tls_table, write_passwd
+from .pki import Pki
 
 NAMES = {
     "roost_connections", "roost_messages_received", "roost_messages_sent",
@@ -56,14 +57,11 @@ bind = "127.0.0.1:0"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    tmp = tmp_path_factory.mktemp("ops")
-    ca = make_ca(tmp)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
-    broker = Broker(_config(tmp, ca, server))
+def lab(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Lab]:
+    broker = Broker(_config(tmp_path_factory.mktemp("ops"), pki.ca, pki.server))
     match = METRICS.search(broker.text)
     assert match, broker.text
-    yield Lab(ca, server, device, broker, int(match.group(1)))
+    yield Lab(pki.ca, pki.server, pki.device, broker, int(match.group(1)))
     assert broker.stop() == 0
 
 

@@ -15,9 +15,10 @@ import pytest
 
 from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, Connect
-from security.certs import Issued, client_context, issue, make_ca
+from security.certs import Issued, client_context, issue
 
 from .broker import WAIT, Broker, Client, haproxy, tls_table
+from .pki import Pki
 
 V1, UNTRUSTED, HAPROXIED, REENCRYPTED = 0, 1, 2, 3
 
@@ -67,14 +68,13 @@ proxy_tls_identity = true
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Lab]:
     if not shutil.which("haproxy"):
         pytest.skip("apt-get install haproxy")
     tmp = tmp_path_factory.mktemp("proxy")
-    ca = make_ca(tmp)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
+    ca, device = pki.ca, pki.device
     lb = issue(ca, "node:lb-1", server=True, client_too=True)
-    broker = Broker(_config(tmp, ca, server), listeners=4)
+    broker = Broker(_config(tmp, ca, pki.server), listeners=4)
     front = f"ssl crt {lb.bundle()} ca-file {ca.cert_path} verify required"
     (tmp / "re").mkdir()
     back = f"ssl crt {lb.bundle()} ca-file {ca.cert_path} verify required verifyhost localhost"

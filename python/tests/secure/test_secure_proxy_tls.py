@@ -23,9 +23,10 @@ import pytest
 from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_5, Connect
 from roost.security.proxy import V2_SIGNATURE
-from security.certs import Issued, client_context, issue, make_ca, make_crl
+from security.certs import Issued, client_context, issue, make_ca
 
 from .broker import WAIT, Broker, Client, haproxy, tls_table
+from .pki import Pki
 
 pytestmark = pytest.mark.skipif(not shutil.which("haproxy"), reason="apt-get install haproxy")
 PASSTHROUGH, ELSEWHERE = 0, 1
@@ -64,15 +65,12 @@ trusted_proxies = ["10.0.0.0/8"]
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("proxytls")
-    ca = make_ca(tmp)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
-    revoked = issue(ca, "pi-0666")
-    broker = Broker(_config(tmp, ca, server, make_crl(ca, revoked=[revoked])), listeners=2)
+    broker = Broker(_config(tmp, pki.ca, pki.server, pki.crl), listeners=2)
     try:  # TLS passthrough: no ssl on the frontend, the broker ends TLS
         with haproxy(tmp, broker.ports[PASSTHROUGH], "send-proxy-v2") as port:
-            yield Lab(ca, device, revoked, broker, port)
+            yield Lab(pki.ca, pki.device, pki.revoked, broker, port)
     finally:
         assert broker.stop() == 0
 

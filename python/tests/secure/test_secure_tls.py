@@ -19,9 +19,10 @@ import pytest
 
 from roost.mqtt.codec import encode
 from roost.mqtt.packets import MQTT_311, Connect
-from security.certs import Issued, client_context, issue, make_ca, make_crl
+from security.certs import Issued, client_context, issue, make_ca
 
 from .broker import PASSWORD, V5, V311, WAIT, Broker, Client, tls_table, write_passwd
+from .pki import Pki
 
 NOT_AUTHORIZED = 0x87
 BAD_PASSWORD = 0x86
@@ -66,15 +67,10 @@ bind = "127.0.0.1:0"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Lab]:
     directory = tmp_path_factory.mktemp("mtls")
-    ca = make_ca(directory)
-    server = issue(ca, "localhost", server=True)
-    device = issue(ca, "pi-0001")
-    revoked = issue(ca, "pi-0666")
-    crl = make_crl(ca, revoked=[revoked])
-    broker = Broker(write_config(directory, ca, server, crl), listeners=2)
-    yield Lab(directory, ca, device, revoked, broker)
+    broker = Broker(write_config(directory, pki.ca, pki.server, pki.crl), listeners=2)
+    yield Lab(directory, pki.ca, pki.device, pki.revoked, broker)
     assert broker.stop() == 0
 
 
