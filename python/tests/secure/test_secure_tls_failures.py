@@ -13,6 +13,7 @@ from pathlib import Path
 from security.certs import Issued, client_context, issue, make_ca
 
 from .broker import METRICS, WAIT, Broker, Client, tls_table
+from .pki import Pki
 
 FAILED = r"TLS handshake with 127\.0\.0\.1:{port} on devices failed: {reason}"
 
@@ -62,9 +63,9 @@ bind = "127.0.0.1:0"
     return broker, int(match.group(1)), broker.ports[0]
 
 
-def test_certificate_from_another_ca_is_logged_once_and_counted(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
+def test_certificate_from_another_ca_is_logged_once_and_counted(tmp_path: Path,
+                                                               pki: Pki) -> None:
+    ca, server, device = pki.ca, pki.server, pki.device
     rogue: Issued = issue(make_ca(tmp_path, cn="Rogue CA", name="rogue-ca"), "pi-0001",
                           name="rogue")
     broker, http, mqtt = _start(tmp_path, ca, server)
@@ -86,11 +87,10 @@ def test_certificate_from_another_ca_is_logged_once_and_counted(tmp_path: Path) 
         assert broker.stop() == 0
 
 
-def test_handshakes_in_progress_are_bounded(tmp_path: Path) -> None:
+def test_handshakes_in_progress_are_bounded(tmp_path: Path, pki: Pki) -> None:
     """max_handshakes: beyond it a connection waits in the backlog, unanswered, while the
     broker keeps serving; it gets its handshake once a slot is free."""
-    ca = make_ca(tmp_path)
-    server, device = issue(ca, "localhost", server=True), issue(ca, "pi-0001")
+    ca, server, device = pki.ca, pki.server, pki.device
     broker, http, mqtt = _start(tmp_path, ca, server,
                                 "[limits]\nmax_handshakes = 2\nconnect_timeout = 60")
     try:
