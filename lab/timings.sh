@@ -38,15 +38,54 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# CPU milliseconds used so far by each host of this lab, "name ms" per line, from its
+# container's cgroup (v1 cpuacct or v2 cpu.stat). The lab's hosts share this machine's
+# cores, real Pis do not: a step's CPU per host, next to the controller's own CPU, says
+# what its wall time would be on a fleet where every host has its own CPU.
+host_cpu() {
+  local id name f
+  docker ps --no-trunc --filter label=io.roost.lab=1 --filter "name=^$LAB_NAME-" \
+    --format '{{.ID}} {{.Names}}' | while read -r id name; do
+    f=/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage
+    if [ -r "$f" ]; then echo "${name#"$LAB_NAME"-} $(($(cat "$f") / 1000000))"
+    elif f=/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat; [ -r "$f" ]; then
+      echo "${name#"$LAB_NAME"-} $(awk '$1 == "usage_usec" { print int($2 / 1000) }' "$f")"
+    fi
+  done
+}
+# Children's user + system CPU milliseconds of this shell so far: the controller's side
+# of a step (ansible-playbook, its workers, the docker CLI). `times` runs in this shell
+# (in a $(...) subshell it would count that subshell's children only).
+own_cpu() {
+  times >"$logs/times"
+  awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] }
+    printf "%d\n", n * 1000 }' "$logs/times"
+}
+# cpu_note LABEL BEFORE_FILE AFTER_FILE CONTROLLER_MS: the controller's CPU seconds, the
+# hosts' total and the busiest host's, for one step.
+cpu_note() {
+  local hosts
+  hosts=$(awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; t += d; if (d > m) { m = d; h = $1 } }
+    END { printf "hosts %.0f s, busiest %s %.1f s", t / 1000, h, m / 1000 }' "$2" "$3")
+  note "$(printf '%-36s controller %s s, %s' "  CPU" $(($4 / 1000)) "$hosts")"
+}
+
 # step KEY LABEL LIMIT_SECONDS CMD...: run CMD with its output in $logs/KEY.log, bounded
-# by LIMIT_SECONDS; note the wall time and the load average before and after.
+# by LIMIT_SECONDS; note the wall time, the load average before and after, and the CPU
+# the controller and the hosts spent.
 step() {
   local key=$1 label=$2 limit=$3 before start rc=0
   shift 3
   before=$(load)
+  host_cpu >"$logs/$key.cpu-before"
+  own_cpu >"$logs/$key.cpu-own"
   start=$SECONDS
   timeout --kill-after=30 "$limit" "$@" >"$logs/$key.log" 2>&1 || rc=$?
   note "$(printf '%-36s %5s s   load %s -> %s' "$label" $((SECONDS - start)) "$before" "$(load)")"
+  host_cpu >"$logs/$key.cpu-after"
+  own_cpu >>"$logs/$key.cpu-own"
+  cpu_note "$label" "$logs/$key.cpu-before" "$logs/$key.cpu-after" \
+    $(($(tail -n1 "$logs/$key.cpu-own") - $(head -n1 "$logs/$key.cpu-own")))
   [ "$rc" -eq 0 ] || die "$label failed (exit $rc, limit $limit s): see $logs/$key.log"
 }
 
