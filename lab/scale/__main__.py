@@ -23,6 +23,7 @@ import json
 import multiprocessing as mp
 import resource
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ def main() -> None:
             + 120}
     lab_ = Lab(a, r, base, {b: hosts.address(b, lab) for b in brokers}, lb, pis)
     hosts.set_sources(bridge, sources, True)
+    since = time.time()
     try:
         lab_.run(names, creds, sources, rates)
     except SystemExit as err:  # the figures so far are kept, with the reason it stopped
@@ -135,6 +137,7 @@ def main() -> None:
         r.data["stopped"] = str(err)
         raise
     finally:
+        lab_.alarms(since)
         out = ROOT / "lab" / "results" / f"scale-{stamp}"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".txt").write_text("\n".join(r.lines) + "\n")
@@ -170,9 +173,27 @@ class Lab:
                       "connections": hosts.metric(text, "roost_connections")}
         self.r.data.setdefault("nodes", {})[key] = row
         self.r.say(f"  brokers {key} (load {loadavg()}): " + "; ".join(
-            f"{hosts.short(b)} {v['connections']:.0f} conn {v['rss_mb']} MB healthz "
-            f"{v['healthz']}" if v["connections"] is not None
+            f"{hosts.short(b)} {v['connections']:.0f} conn {v['rss_mb']} MB (peak "
+            f"{v['peak_rss_mb']}) healthz "
+            f"{v['healthz']} pid {v['pid']} restarts {v['restarts']}"
+            if v["connections"] is not None
             else f"{hosts.short(b)} down ({v['healthz']})" for b, v in row.items()))
+
+    def alarms(self, since: float) -> None:
+        """Did a broker fall over during the run? Its journal's watchdog kills, crashes and
+        restarts since the run began."""
+        try:
+            found = dict(zip(self.brokers, hosts.each(lambda b: hosts.broker_alarms(b, since),
+                                                      list(self.brokers)), strict=True))
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # keep the other figures
+            self.r.say(f"brokers' journals not read: {err}")
+            return
+        self.r.data["broker_alarms"] = found
+        self.r.say("brokers' journals since the start (watchdog kills, crashes, restarts): "
+                   + "; ".join(f"{hosts.short(b)} {len(v)}" for b, v in found.items()))
+        for b, lines in found.items():
+            for line in lines[:5]:
+                self.r.say(f"  {hosts.short(b)}: {line}")
 
     def run(self, names: list[str], creds: dict[str, tuple[Path, Path]], sources: list[str],
             rates: list[float]) -> None:
@@ -190,6 +211,7 @@ class Lab:
             self.pipes.append(parent)
             procs.append(proc)
         try:
+            self.nodes("before connect")  # idle: the Pis only
             self.connect(t0)
             cert, key = map(str, creds["scale-probe"])
             probe_conf = {**self.base, "cert": cert, "key": key, "client_id": "scale-probe",

@@ -71,15 +71,26 @@ def set_sources(bridge: str, addrs: list[str], present: bool) -> None:
 
 
 def broker_state(container: str) -> dict[str, Any]:
-    """MainPID, NRestarts, ActiveState and the resident memory of roost-broker."""
+    """MainPID, NRestarts, ActiveState and the resident memory of roost-broker: now
+    (VmRSS), its peak since the process started (VmHWM)."""
     out = in_host(container, "systemctl show -p MainPID -p NRestarts -p ActiveState "
                   "roost-broker; pid=$(systemctl show -p MainPID --value roost-broker); "
-                  "grep VmRSS /proc/$pid/status || true")
+                  "grep -E 'VmRSS|VmHWM' /proc/$pid/status || true")
     state: dict[str, Any] = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    rss = re.search(r"VmRSS:\s+(\d+) kB", out)
+    mb = {k: round(int(m.group(1)) / 1024, 1) if (m := re.search(rf"{k}:\s+(\d+) kB", out))
+          else None for k in ("VmRSS", "VmHWM")}
     return {"pid": int(state.get("MainPID", 0)), "restarts": int(state.get("NRestarts", 0)),
-            "active": state.get("ActiveState", "?"),
-            "rss_mb": round(int(rss.group(1)) / 1024, 1) if rss else None}
+            "active": state.get("ActiveState", "?"), "rss_mb": mb["VmRSS"],
+            "peak_rss_mb": mb["VmHWM"]}
+
+
+def broker_alarms(container: str, since: float) -> list[str]:
+    """roost-broker's journal lines since `since` (epoch) that say the node fell over:
+    a watchdog kill, a crash or a restart by systemd."""
+    out = in_host(container, f"journalctl -u roost-broker --since @{int(since)} -q "
+                  "--no-pager -o short-iso | grep -E 'Watchdog timeout|Main process exited|"
+                  "Scheduled restart|Failed with result|Traceback' || true")
+    return out.splitlines()
 
 
 def http_get(url: str, timeout: float = 15) -> tuple[int, str]:
