@@ -3,26 +3,13 @@
 # and stop each bad one with the sentence that names the problem.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-out=$(mktemp -d)
+. "$here/../lib.sh"
 trap 'rm -rf "$out"' EXIT
-passed=0
-failed=0
 
-# case INVENTORY EXPECTED_RC MESSAGE [ARGS...]: run preflight (with ARGS, e.g. --limit),
-# compare exit code and error message.
+# case_ INVENTORY EXPECTED_RC MESSAGE [ARGS...]: the preflight play (with ARGS, e.g.
+# --limit) against one of the inventories here.
 case_() {
-  local inv=$1 want_rc=$2 message=$3 rc=0
-  shift 3
-  (cd "$root" && ansible-playbook -i "$here/$inv" \
-    -e ansible_connection=local -e ansible_python_interpreter="$(command -v python3)" \
-    playbooks/preflight.yml "$@") >"$out/log" 2>&1 || rc=$?
-  if [ "$rc" -eq "$want_rc" ] && grep -qF -- "$message" "$out/log"; then
-    passed=$((passed + 1)); echo "ok   $inv $*"
-  else
-    failed=$((failed + 1)); echo "FAIL $inv $*: rc=$rc, wanted $want_rc and '$message'"
-    tail -n 5 "$out/log"
-  fi
+  expect "$1 ${*:4}" "$2" "$3" -i "$here/$1" playbooks/preflight.yml "${@:4}"
 }
 
 case_ good.ini 0 "failed=0"
