@@ -177,7 +177,8 @@ class Lab:
             f"{v['peak_rss_mb']}) healthz "
             f"{v['healthz']} pid {v['pid']} restarts {v['restarts']}"
             if v["connections"] is not None
-            else f"{hosts.short(b)} down ({v['healthz']})" for b, v in row.items()))
+            else f"{hosts.short(b)} /metrics unread, {v['rss_mb']} MB healthz {v['healthz']} "
+            f"pid {v['pid']} restarts {v['restarts']}" for b, v in row.items()))
 
     def alarms(self, since: float) -> None:
         """Did a broker fall over during the run? Its journal's watchdog kills, crashes and
@@ -198,6 +199,7 @@ class Lab:
     def run(self, names: list[str], creds: dict[str, tuple[Path, Path]], sources: list[str],
             rates: list[float]) -> None:
         a, ctx = self.a, mp.get_context("spawn")
+        self.nodes("before connect")  # idle: the Pis only
         procs = []
         t0 = time.monotonic()
         for k in range(a.procs):
@@ -211,7 +213,6 @@ class Lab:
             self.pipes.append(parent)
             procs.append(proc)
         try:
-            self.nodes("before connect")  # idle: the Pis only
             self.connect(t0)
             cert, key = map(str, creds["scale-probe"])
             probe_conf = {**self.base, "cert": cert, "key": key, "client_id": "scale-probe",
