@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
-from probe import live_pis, other_host
+from probe import client_id, live_pis, other_host
 from testinfra.host import Host
 
 testinfra_hosts = ["ansible://monitoring"]
@@ -69,11 +68,9 @@ def enabled(host: Host, name: str) -> bool:
 def brokers_tls(host: Host, request: pytest.FixtureRequest) -> bool:
     """Whether the brokers serve metrics over mutual TLS, from their inventory variables
     (roles/broker: broker_metrics_tls, default roost_broker_metrics_tls), as the role reads it."""
-    inventory = request.config.option.ansible_inventory
     found = set()
     for name in host.ansible.get_variables()["groups"].get("brokers", []):
-        variables = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) \
-            .ansible.get_variables()
+        variables = other_host(request, name).ansible.get_variables()
         found.add(truth(variables.get("broker_metrics_tls",
                                       variables.get("roost_broker_metrics_tls", False))))
     return True in found
@@ -261,13 +258,8 @@ def account(host: Host) -> str:
 def pi_ids(host: Host, request: pytest.FixtureRequest) -> set[str]:
     """The client ids of the inventory's Pis that are not revoked (Molecule's side effect
     revokes one; a broker's copy of the CRL says which)."""
-    inventory = request.config.option.ansible_inventory
     broker = other_host(request, sorted(variables(host)["groups"]["brokers"])[0])
-    ids = set()
-    for name in live_pis(broker, request):
-        pi = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
-        ids.add(str(pi.ansible.get_variables().get("roost_client_id", name)))
-    return ids
+    return {client_id(other_host(request, name)) for name in live_pis(broker, request)}
 
 
 def load_balancer(host: Host, request: pytest.FixtureRequest) -> tuple[str, int]:
@@ -276,9 +268,7 @@ def load_balancer(host: Host, request: pytest.FixtureRequest) -> tuple[str, int]
     found = variables(host)
     lbs = found["groups"].get("loadbalancers", [])
     name = found["inventory_hostname"] if found["inventory_hostname"] in lbs else lbs[0]
-    lb = testinfra.get_host(f"ansible://{name}",
-                            ansible_inventory=request.config.option.ansible_inventory)
-    lb_vars = lb.ansible.get_variables()
+    lb_vars = other_host(request, name).ansible.get_variables()
     return str(lb_vars.get("ansible_host", name)), int(lb_vars.get("haproxy_frontend_port", 8883))
 
 
