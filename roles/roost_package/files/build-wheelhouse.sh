@@ -1,9 +1,10 @@
 #!/bin/sh
-# Build the roost wheel and a wheelhouse of its runtime dependencies, on the controller.
+# Build the roost wheel and a wheelhouse of its runtime dependencies, on the controller,
+# as one tar archive of the wheels (hosts receive it in one transfer and unpack it).
 # Called by the roost_package role (tasks/build.yml), guarded by `creates: OUT`:
-#   build-wheelhouse.sh PYTHON SOURCE OUT "PY_VERSIONS" "PLATFORMS" "EXTRAS"
-# OUT appears only when everything is in it (built in a temporary directory, then renamed),
-# so an interrupted build is never mistaken for a finished one.
+#   build-wheelhouse.sh PYTHON SOURCE OUT.tar "PY_VERSIONS" "PLATFORMS" "EXTRAS"
+# OUT.tar appears only when everything is in it (built in a temporary directory, then
+# renamed), so an interrupted build is never mistaken for a finished one.
 set -eu
 python=$1 source=$2 out=$3 versions=$4 platforms=$5 extras=$6
 
@@ -27,6 +28,9 @@ for version in $versions; do
   done
 done
 
-chmod 0755 "$work/wheels"
+# Wheels only, no directory entry (unpacking must not change the host's directory), owned
+# by root and readable by all.
 chmod 0644 "$work/wheels"/*
-mv "$work/wheels" "$out"
+(cd "$work/wheels" && tar -cf "$work/wheelhouse.tar" --owner=0 --group=0 --numeric-owner -- *.whl)
+chmod 0644 "$work/wheelhouse.tar"
+mv "$work/wheelhouse.tar" "$out"
