@@ -49,6 +49,7 @@ def figures(checker: Checker, windows: list[Window], notes: list[dict[str, Any]]
             "longest_gap_s": gap, "longest_gap_pi": gap_pi,
             "all_back_s": _all_back(back), "commands": outcomes(requests, w),
             "errors": errors(requests, w),
+            "error_texts": sorted({r.error for r in requests if w.holds(r.sent) and r.error}),
             "slowest_reply_s": slowest(requests, w),
             "pis": {pi: {**vars(x), "down_s": back[pi].down_s, "back_s": back[pi].back_after}
                     for pi, x in f.pis.items()},
