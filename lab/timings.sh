@@ -61,13 +61,13 @@ own_cpu() {
   awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] }
     printf "%d\n", n * 1000 }' "$logs/times"
 }
-# cpu_note LABEL BEFORE_FILE AFTER_FILE CONTROLLER_MS: the controller's CPU seconds, the
+# cpu_note BEFORE_FILE AFTER_FILE CONTROLLER_MS: the controller's CPU seconds, the
 # hosts' total and the busiest host's, for one step.
 cpu_note() {
   local hosts
   hosts=$(awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; t += d; if (d > m) { m = d; h = $1 } }
-    END { printf "hosts %.0f s, busiest %s %.1f s", t / 1000, h, m / 1000 }' "$2" "$3")
-  note "$(printf '%-36s controller %s s, %s' "  CPU" $(($4 / 1000)) "$hosts")"
+    END { printf "hosts %.0f s, busiest %s %.1f s", t / 1000, h, m / 1000 }' "$1" "$2")
+  note "$(printf '%-36s controller %s s, %s' "  CPU" $(($3 / 1000)) "$hosts")"
 }
 
 # step KEY LABEL LIMIT_SECONDS CMD...: run CMD with its output in $logs/KEY.log, bounded
@@ -84,7 +84,7 @@ step() {
   note "$(printf '%-36s %5s s   load %s -> %s' "$label" $((SECONDS - start)) "$before" "$(load)")"
   host_cpu >"$logs/$key.cpu-after"
   own_cpu >>"$logs/$key.cpu-own"
-  cpu_note "$label" "$logs/$key.cpu-before" "$logs/$key.cpu-after" \
+  cpu_note "$logs/$key.cpu-before" "$logs/$key.cpu-after" \
     $(($(tail -n1 "$logs/$key.cpu-own") - $(head -n1 "$logs/$key.cpu-own")))
   [ "$rc" -eq 0 ] || die "$label failed (exit $rc, limit $limit s): see $logs/$key.log"
 }
