@@ -37,10 +37,12 @@ def test_agent_runs_as_its_own_user_from_the_root_owned_venv(host: Host) -> None
 
 
 def test_package_was_installed_offline_from_the_wheelhouse(host: Host) -> None:
-    build = host.file(f"{VENV}/roost-build").content_string.strip()
-    assert re.fullmatch(r"[0-9a-f]{16}", build)
-    assert host.file(f"/opt/roost/wheelhouse/{build}").is_directory
-    wheels = host.check_output(f"ls /opt/roost/wheelhouse/{build}")
+    # The venv's stamp: "<sources> <extras>" (roles/roost_package); a Pi has no extras.
+    stamp = host.file(f"{VENV}/roost-build").content_string.strip()
+    assert re.fullmatch(r"[0-9a-f]{16}", stamp)
+    builds = host.check_output("ls /opt/roost/wheelhouse").split()
+    assert len(builds) == 1 and re.fullmatch(r"[0-9a-f]{16}", builds[0])
+    wheels = host.check_output(f"ls /opt/roost/wheelhouse/{builds[0]}")
     assert all(w.endswith("-py3-none-any.whl") for w in wheels.split())
     assert host.run(f"{VENV}/bin/python -m pip check").rc == 0
 
@@ -51,6 +53,7 @@ def test_config_comes_from_the_inventory(host: Host) -> None:
     text = config.content_string
     assert 'client_id = "molecule-agent-pi-1"' in text
     assert 'endpoints = ["127.0.0.1:8883"]' in text  # from the loadbalancers group
+    assert "session_expiry = 86400" in text  # commands wait a day for an absent Pi
     assert host.run(f"{VENV}/bin/roost agent check-config /etc/roost/agent.toml").rc == 0
 
 
