@@ -63,7 +63,7 @@ lint-python: venv
 	mypy --config-file python/pyproject.toml molecule/default/tests
 	ruff check --config python/pyproject.toml lab/chaos lab/tests
 	cd lab && mypy --config-file ../python/pyproject.toml chaos tests
-	ruff check --config python/pyproject.toml lab/scale plugins
+	ruff check --config python/pyproject.toml lab/scale
 	cd lab && MYPYPATH=../bench mypy --config-file ../python/pyproject.toml scale
 	ruff check --config python/pyproject.toml plugins
 	mypy --config-file python/pyproject.toml plugins

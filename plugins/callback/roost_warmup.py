@@ -9,9 +9,11 @@ Only ansible-core's public loaders are called; nothing is patched.
 
 from __future__ import annotations
 
-from ansible.collections.list import list_collection_dirs
-from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import filter_loader, test_loader
+import typing as t
+
+from ansible.collections.list import list_collection_dirs  # type: ignore[import-untyped]
+from ansible.plugins.callback import CallbackBase  # type: ignore[import-untyped]
+from ansible.plugins.loader import filter_loader, test_loader  # type: ignore[import-untyped]
 
 DOCUMENTATION = """
 name: roost_warmup
@@ -26,13 +28,13 @@ requirements:
 """
 
 
-class CallbackModule(CallbackBase):
+class CallbackModule(CallbackBase):  # type: ignore[misc]
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "roost_warmup"
     CALLBACK_NEEDS_ENABLED = True
 
-    def v2_playbook_on_start(self, playbook):
+    def v2_playbook_on_start(self, playbook: t.Any) -> None:
         for loader in (filter_loader, test_loader):
             for _ in loader.all():
                 pass
