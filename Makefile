@@ -2,6 +2,7 @@
 #   make lab    install tools, build the image, start the lab hosts, deploy site.yml
 #   make test   lint, Python tests, preflight and lab checks, Molecule
 # Lab size: make lab BROKERS=3 LBS=1 PIS=20. Debian release: make lab LAB_RELEASE=13.
+# armhf Pis under qemu (lab/README.md): make lab LAB_NAME=roost-armhf LAB_PI_ARCH=armhf.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help

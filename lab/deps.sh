@@ -7,6 +7,8 @@
 # rules' tests; python3-venv: the repo's .venv; git, make: the workflow itself.
 PACKAGES=(docker.io debootstrap mosquitto mosquitto-clients haproxy chromium firefox-esr
   prometheus python3-venv git make)
+# qemu-user-static: Pis of another architecture (LAB_PI_ARCH=armhf) run under emulation.
+[ -z "$LAB_PI_ARCH" ] || PACKAGES+=(qemu-user-static)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

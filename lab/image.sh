@@ -4,8 +4,19 @@
 # so a build happens only when the recipe changes; a failed build never gets a good tag.
 . "$(dirname "$0")/lib.sh"
 
+# LAB_PI_ARCH=armhf: the Pis' image as well, by a second run of this script for that
+# architecture (LAB_IMAGE_ARCH) after the build machine's own.
+if [ -n "$LAB_PI_ARCH" ]; then
+  LAB_PI_ARCH= bash "$0"
+  exec env LAB_PI_ARCH= LAB_IMAGE_ARCH="$LAB_PI_ARCH" bash "$0"
+fi
+arch=${LAB_IMAGE_ARCH:-}
+# Before the cache check: the handler is gone after a reboot, the image is not.
+[ -z "$arch" ] || emulate "$arch"
+
 codename=$(codename "$LAB_RELEASE")
-alias=$(image_alias)
+repo=$(image_repo "$arch")
+alias=$(image_alias "$arch")
 # python3-apt: Ansible's apt module needs it and Raspberry Pi OS ships it.
 INCLUDE=systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,procps,ca-certificates,netbase
 # Timers and units that grab the dpkg lock or fail in a container.
@@ -24,8 +35,8 @@ mirror=${LAB_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 
 # The recipe: this script, release, mirror, and the host files copied into the image.
 # shellcheck disable=SC2086
-recipe=$(cat "$0" <(echo "$codename $mirror") $sources $cas | sha256sum | cut -c1-12)
-tag=$IMAGE_REPO:$(release_number "$LAB_RELEASE")-$recipe
+recipe=$(cat "$0" <(echo "$codename $mirror${arch:+ $arch}") $sources $cas | sha256sum | cut -c1-12)
+tag=$repo:$(release_number "$LAB_RELEASE")-$recipe
 
 if docker image inspect "$tag" >/dev/null 2>&1; then
   docker tag "$tag" "$alias"
@@ -37,7 +48,7 @@ command -v debootstrap >/dev/null || die "debootstrap is not installed (run: mak
 mkdir -p "$LAB_DIR"
 work=$(mktemp -d "$LAB_DIR/image.XXXXXX")
 rootfs=$work/rootfs
-building=$IMAGE_REPO:building-$$
+building=$repo:building-$$
 cleanup() {
   # debootstrap mounts /proc and /sys; a failed run can leave them mounted.
   grep -o " $work/[^ ]*" /proc/mounts | sort -r | xargs -r umount -l 2>/dev/null || true
@@ -47,8 +58,9 @@ cleanup() {
 trap cleanup EXIT
 
 blog=$LAB_DIR/debootstrap-$codename.log
-log "building $tag: debootstrap $codename from $mirror (about 75 s, log: $blog)"
-debootstrap --variant=minbase --include="$INCLUDE" "$codename" "$rootfs" "$mirror" \
+log "building $tag: debootstrap $codename ${arch:-native} from $mirror (about 75 s native, log: $blog)"
+# A foreign --arch runs debootstrap's second stage under qemu (emulate, above).
+debootstrap --variant=minbase ${arch:+--arch="$arch"} --include="$INCLUDE" "$codename" "$rootfs" "$mirror" \
   >"$blog" 2>&1 || die "debootstrap $codename failed: $(tail -n1 "$blog")"
 
 # Every container gets its own machine id at boot only if the file is empty.
@@ -87,7 +99,7 @@ printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL %s.recipe=%s\n' "$building-raw" "$
 docker tag "$building" "$tag"
 docker tag "$building" "$alias"
 # Older recipes of this release are dead weight (containers still using one keep it).
-docker images --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" |
-  grep "^$IMAGE_REPO:$(release_number "$LAB_RELEASE")-" | grep -vx "$tag" |
+docker images --format '{{.Repository}}:{{.Tag}}' "$repo" |
+  grep "^$repo:$(release_number "$LAB_RELEASE")-" | grep -vx "$tag" |
   xargs -r docker rmi >/dev/null 2>&1 || true
 log "built $tag"

@@ -5,6 +5,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=${LAB_DIR:-$ROOT/.lab}           # scratch space and logs (gitignored)
 LAB_NAME=${LAB_NAME:-roost-lab}          # docker network name and container prefix
 LAB_RELEASE=${LAB_RELEASE:-12}           # Debian release of the lab hosts: 12 or 13
+# Debian architecture of the Pis when it is not the build machine's (armhf), run under
+# qemu-user; brokers and load balancers stay native. Empty: every host is native.
+LAB_PI_ARCH=${LAB_PI_ARCH:-}
 # Written by inventory.sh, removed by down.sh: one per lab, so two labs never share one.
 if [ "$LAB_NAME" = roost-lab ]; then
   LAB_INVENTORY=${LAB_INVENTORY:-$ROOT/inventory/lab}
@@ -35,8 +38,27 @@ release_number() {
   case $(codename "$1") in bookworm) echo 12 ;; trixie) echo 13 ;; esac
 }
 
+# image_repo [ARCH]: another architecture's images live in their own repository
+# (roost-lab/debian-armhf), so neither build's clean-up ever removes the other's.
+image_repo() { echo "$IMAGE_REPO${1:+-$1}"; }
+
 # The stable name Molecule and the lab use; it points at the newest good build.
-image_alias() { echo "$IMAGE_REPO:$(release_number "$LAB_RELEASE")"; }
+image_alias() { echo "$(image_repo "${1:-}"):$(release_number "$LAB_RELEASE")"; }
+
+# emulate ARCH: let this machine run ARCH's binaries, in chroots and containers alike:
+# qemu-user-static's binfmt_misc handler, registered by hand (no systemd here to do it).
+# Its F flag opens the interpreter now, so a container needs no qemu inside.
+# armhf is the only architecture tried (arm64 would need qemu-aarch64; not run in Docker).
+emulate() {
+  [ "$1" = armhf ] || die "unsupported LAB_PI_ARCH '$1' (use armhf, or none for the build machine's)"
+  local conf=/usr/lib/binfmt.d/qemu-arm.conf
+  [ -e /proc/sys/fs/binfmt_misc/qemu-arm ] && return
+  need_root
+  [ -r $conf ] || die "no qemu-arm handler for $1 (apt-get install qemu-user-static)"
+  [ -e /proc/sys/fs/binfmt_misc/register ] ||
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die "cannot mount binfmt_misc"
+  cat $conf >/proc/sys/fs/binfmt_misc/register || die "cannot register qemu-arm with binfmt_misc"
+}
 
 # True when we created this docker object (container or network).
 owned() { [ "$(docker inspect -f "{{ index .Config.Labels \"$LAB_LABEL\" }}" "$1" 2>/dev/null)" = 1 ] ||

@@ -16,6 +16,16 @@ done
 image=$(image_alias)
 image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
   die "image $image is missing (run: make image)"
+# LAB_PI_ARCH=armhf: the Pis run that architecture's image under qemu (lib.sh, emulate).
+# No --platform: this dockerd (20.10, not experimental) ignores it on import, so the
+# image says amd64; binfmt_misc runs its binaries all the same, and a Pi reports armv7l.
+pi_image=$image pi_image_id=$image_id
+if [ -n "$LAB_PI_ARCH" ]; then
+  emulate "$LAB_PI_ARCH"
+  pi_image=$(image_alias "$LAB_PI_ARCH")
+  pi_image_id=$(docker image inspect -f '{{.Id}}' "$pi_image" 2>/dev/null) ||
+    die "image $pi_image is missing (run: make image LAB_PI_ARCH=$LAB_PI_ARCH)"
+fi
 
 # Systemd as PID 1 without --privileged (LAB.md): named capabilities, the host's cgroups,
 # tmpfs mounts systemd expects, and a private network with DNS between hosts.
@@ -61,8 +71,9 @@ port_free() {
 
 # start NAME GROUP [extra docker args]: make sure host NAME runs the current image.
 start() {
-  local name=$1 group=$2 container=$LAB_NAME-$1
+  local name=$1 group=$2 container=$LAB_NAME-$1 image=$image image_id=$image_id
   shift 2
+  [ "$group" != pis ] || image=$pi_image image_id=$pi_image_id
   if docker container inspect "$container" >/dev/null 2>&1; then
     owned "$container" || die "container '$container' exists and is not Roost's"
     if [ "$(docker inspect -f '{{.Image}}' "$container")" = "$image_id" ]; then
@@ -105,7 +116,10 @@ done
 
 # Hosts are usable once systemd finishes booting. Many hosts on two cores boot slowly,
 # so the bound grows with their number: 30 s plus 3 s per host.
-deadline=$((SECONDS + 30 + 3 * hosts))
+bound=$((30 + 3 * hosts))
+# An emulated Pi boots in 17 s when the machine is quiet, and once took over 45 s.
+[ -z "$LAB_PI_ARCH" ] || bound=$((bound + 60 * PIS))
+deadline=$((SECONDS + bound))
 for entry in "${wanted[@]}"; do
   read -r name _ <<<"$entry"
   state=
@@ -117,11 +131,16 @@ for entry in "${wanted[@]}"; do
   case $state in
     running) ;;
     degraded) log "$name is degraded: $(docker exec "$LAB_NAME-$name" systemctl --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')" ;;
-    *) die "$name did not finish booting within $((30 + 3 * hosts)) s (state: ${state:-unknown})" ;;
+    *) die "$name did not finish booting within $bound s (state: ${state:-unknown})" ;;
   esac
   # Docker's --tmpfs /run is a private mount; systemd needs it shared so a unit's
   # LoadCredential= files reach the service (systemd#38103). A real Pi boots with it shared.
   docker exec "$LAB_NAME-$name" mount --make-shared /run
+  # An emulated Pi's systemd cannot set up the agent's LoadCredential= (qemu-agent.conf).
+  if [ -n "$LAB_PI_ARCH" ] && [ "${name%-*}" = pi ]; then
+    docker exec -i "$LAB_NAME-$name" sh -c 'd=/etc/systemd/system/roost-agent.service.d &&
+      mkdir -p $d && cat >$d/qemu-credentials.conf' <"$ROOT/lab/qemu-agent.conf"
+  fi
 done
 
 created=()
