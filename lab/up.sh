@@ -121,7 +121,7 @@ bound=$((30 + 3 * hosts))
 [ -z "$LAB_PI_ARCH" ] || bound=$((bound + 60 * PIS))
 deadline=$((SECONDS + bound))
 for entry in "${wanted[@]}"; do
-  read -r name _ <<<"$entry"
+  read -r name group <<<"$entry"
   state=
   while [ "$SECONDS" -lt "$deadline" ]; do
     state=$(docker exec "$LAB_NAME-$name" systemctl is-system-running 2>/dev/null || true)
@@ -137,7 +137,7 @@ for entry in "${wanted[@]}"; do
   # LoadCredential= files reach the service (systemd#38103). A real Pi boots with it shared.
   docker exec "$LAB_NAME-$name" mount --make-shared /run
   # An emulated Pi's systemd cannot set up the agent's LoadCredential= (qemu-agent.conf).
-  if [ -n "$LAB_PI_ARCH" ] && [ "${name%-*}" = pi ]; then
+  if [ -n "$LAB_PI_ARCH" ] && [ "$group" = pis ]; then
     docker exec -i "$LAB_NAME-$name" sh -c 'd=/etc/systemd/system/roost-agent.service.d &&
       mkdir -p $d && cat >$d/qemu-credentials.conf' <"$ROOT/lab/qemu-agent.conf"
   fi
