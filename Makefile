@@ -77,6 +77,7 @@ lint-ansible: venv
 pytest: venv
 	cd python && { pytest -q; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]; }
 	cd lab && pytest -q -p no:cacheprovider tests
+	cd plugins && pytest -q -p no:cacheprovider tests
 
 # The preflight play against good and bad inventories of local hosts.
 preflight-test: venv
