@@ -18,8 +18,12 @@ N=${N:-3}
 LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 export LAB_NAME LAB_INVENTORY LAB_PORT BROKERS=3 LBS=1
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
-# Per-task and per-role times in each log, for finding what is slow.
-export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles
+# Per-task and per-role times in each log, for finding what is slow. The variable replaces
+# ansible.cfg's callbacks_enabled, so those (roost_warmup, roost_jinja_cache) are named too.
+cfg_callbacks=$(python3 -c 'import configparser, sys
+c = configparser.ConfigParser(); c.read(sys.argv[1])
+print(c.get("defaults", "callbacks_enabled", fallback="").replace(" ", ""))' "$ROOT/ansible.cfg")
+export ANSIBLE_CALLBACKS_ENABLED=${cfg_callbacks:+$cfg_callbacks,}ansible.posix.profile_tasks,ansible.posix.profile_roles
 
 stamp=$(date -u +%Y%m%d-%H%M%S)
 logs=$LAB_DIR/timings-$stamp
