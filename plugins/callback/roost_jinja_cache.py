@@ -72,12 +72,23 @@ class CodeCache:
         self.path = path
 
     @classmethod
-    def open(cls, path: str, limit: int = 20000) -> CodeCache | None:
-        """The cache in `path`, made private if new; None if others could write to it."""
+    def open(cls, path: str, limit: int = 20000, parents: int = 2) -> CodeCache | None:
+        """The cache in `path`, made private if new; None if others could write to it.
+
+        Loading code from a directory others can write runs their code: `path` must be
+        this user's and closed to others, and its `parents` nearest parents (which could
+        swap it) this user's and closed to others' writes.
+        """
         os.makedirs(path, mode=0o700, exist_ok=True)
         info = os.stat(path)
         if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            return None  # loading code from a directory others can write runs their code
+            return None
+        parent = path
+        for _ in range(parents):
+            parent = os.path.dirname(parent)
+            info = os.stat(parent)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                return None
         # Templates edited over months leave entries nobody asks for: start afresh.
         if len(os.listdir(path)) > limit:
             shutil.rmtree(path, ignore_errors=True)

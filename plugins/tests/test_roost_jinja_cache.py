@@ -104,6 +104,16 @@ def test_a_directory_others_can_write_is_refused(tmp_path: pathlib.Path) -> None
     assert private.stat().st_mode & 0o777 == 0o700
 
 
+def test_a_directory_in_a_parent_others_can_write_is_refused(tmp_path: pathlib.Path) -> None:
+    # Whoever can write the parent can swap the cache directory for one of their own.
+    parent = tmp_path / "open"
+    parent.mkdir()
+    parent.chmod(0o777)
+    assert plugin.CodeCache.open(str(parent / "roost" / "jinja")) is None
+    parent.chmod(0o755)
+    assert plugin.CodeCache.open(str(parent / "roost" / "jinja")) is not None
+
+
 def test_a_full_cache_starts_afresh(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "full"
     cache = plugin.CodeCache.open(str(path))
