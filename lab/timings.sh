@@ -19,7 +19,7 @@ LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("12
 export LAB_NAME LAB_INVENTORY LAB_PORT BROKERS=3 LBS=1
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # Per-task and per-role times in each log, for finding what is slow. The variable replaces
-# ansible.cfg's callbacks_enabled, so those (roost_warmup, roost_jinja_cache) are named too.
+# ansible.cfg's callbacks_enabled, so those (roost_warmup, ...) are named too.
 cfg_callbacks=$(python3 -c 'import configparser, sys
 c = configparser.ConfigParser(); c.read(sys.argv[1])
 print(c.get("defaults", "callbacks_enabled", fallback="").replace(" ", ""))' "$ROOT/ansible.cfg")
