@@ -41,6 +41,7 @@ dockerd: deps
 
 image: dockerd
 	@bash lab/image.sh
+	@if [ "$${LAB_CONNECTION:-docker}" = ssh ]; then bash lab/image-ssh.sh; fi
 
 lab: venv image lab-hosts lab-deploy
 

@@ -9,6 +9,8 @@ PACKAGES=(docker.io debootstrap mosquitto mosquitto-clients haproxy chromium fir
   prometheus python3-venv git make)
 # qemu-user-static: Pis of another architecture (LAB_PI_ARCH=armhf) run under emulation.
 [ -z "$LAB_PI_ARCH" ] || PACKAGES+=(qemu-user-static)
+# openssh-client: ssh and ssh-keygen for an ssh lab (LAB_CONNECTION=ssh).
+[ "$LAB_CONNECTION" != ssh ] || PACKAGES+=(openssh-client)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -9,4 +9,6 @@ if docker network inspect "$LAB_NAME" >/dev/null 2>&1 && owned "$LAB_NAME"; then
   docker network rm "$LAB_NAME" >/dev/null
 fi
 rm -rf "$LAB_INVENTORY"
+# An ssh lab's key pair and known_hosts (LAB_CONNECTION=ssh) go with it.
+rm -rf "$LAB_SSH_DIR"
 log "lab down"

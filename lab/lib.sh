@@ -8,6 +8,11 @@ LAB_RELEASE=${LAB_RELEASE:-12}           # Debian release of the lab hosts: 12 o
 # Debian architecture of the Pis when it is not the build machine's (armhf), run under
 # qemu-user; brokers and load balancers stay native. Empty: every host is native.
 LAB_PI_ARCH=${LAB_PI_ARCH:-}
+# How Ansible reaches the hosts: `docker` (docker exec as root, no sudo) or `ssh` (as a
+# real fleet: ssh as `pi` with a key, become root through sudo; image-ssh.sh's image).
+LAB_CONNECTION=${LAB_CONNECTION:-docker}
+# An ssh lab's key pair and known_hosts, on the controller only (down.sh removes them).
+LAB_SSH_DIR=$LAB_DIR/ssh-$LAB_NAME
 # Written by inventory.sh, removed by down.sh: one per lab, so two labs never share one.
 if [ "$LAB_NAME" = roost-lab ]; then
   LAB_INVENTORY=${LAB_INVENTORY:-$ROOT/inventory/lab}
@@ -21,6 +26,11 @@ log() { echo "lab: $*" >&2; }
 # One line that says why we stopped: the contract for every failure of `make lab`.
 die() { echo "lab: error: $*" >&2; exit 1; }
 trap 'echo "lab: error: $(basename "$0"): command failed: $BASH_COMMAND" >&2' ERR
+
+case $LAB_CONNECTION in
+  docker | ssh) ;;
+  *) die "unsupported LAB_CONNECTION '$LAB_CONNECTION' (use docker or ssh)" ;;
+esac
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, dockerd and debootstrap need it)"

@@ -13,9 +13,17 @@ for n in BROKERS LBS PIS; do
 done
 [ "$BROKERS" -ge 1 ] || die "BROKERS must be at least 1"
 
-image=$(image_alias)
-image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
-  die "image $image is missing (run: make image)"
+# LAB_CONNECTION=ssh: every host runs image-ssh.sh's image (sshd, sudo, user pi).
+if [ "$LAB_CONNECTION" = ssh ]; then
+  [ -z "$LAB_PI_ARCH" ] || die "LAB_CONNECTION=ssh with LAB_PI_ARCH is not supported (no ssh image for $LAB_PI_ARCH)"
+  image=$(image_alias ssh)
+  image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
+    die "image $image is missing (run: make image LAB_CONNECTION=ssh)"
+else
+  image=$(image_alias)
+  image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
+    die "image $image is missing (run: make image)"
+fi
 # LAB_PI_ARCH=armhf: the Pis run that architecture's image under qemu (lib.sh, emulate).
 # No --platform: this dockerd (20.10, not experimental) ignores it on import, so the
 # image says amd64; binfmt_misc runs its binaries all the same, and a Pi reports armv7l.
@@ -44,6 +52,18 @@ if [ "$have" -lt "$need" ]; then
   log "raising fs.inotify.max_user_instances from $have to $need for $hosts hosts"
   sysctl -qw fs.inotify.max_user_instances="$need" ||
     die "cannot raise fs.inotify.max_user_instances to $need (needed for $hosts hosts)"
+fi
+
+# LAB_CONNECTION=ssh: the lab's key pair, made once on the controller (private key 0600,
+# in LAB_SSH_DIR under LAB_DIR, never in the repository); its public half goes to pi on
+# every host below.
+if [ "$LAB_CONNECTION" = ssh ]; then
+  command -v ssh-keygen >/dev/null || die "ssh-keygen is not installed (run: make deps LAB_CONNECTION=ssh)"
+  (umask 077 && mkdir -p "$LAB_SSH_DIR")
+  [ -s "$LAB_SSH_DIR/id_ed25519" ] ||
+    ssh-keygen -q -t ed25519 -N '' -C "roost lab $LAB_NAME" -f "$LAB_SSH_DIR/id_ed25519" ||
+    die "cannot make the lab's key pair in $LAB_SSH_DIR"
+  chmod 0600 "$LAB_SSH_DIR/id_ed25519"
 fi
 
 created=()
@@ -136,6 +156,15 @@ for entry in "${wanted[@]}"; do
   # Docker's --tmpfs /run is a private mount; systemd needs it shared so a unit's
   # LoadCredential= files reach the service (systemd#38103). A real Pi boots with it shared.
   docker exec "$LAB_NAME-$name" mount --make-shared /run
+  # LAB_CONNECTION=ssh: pi logs in with the lab's key, and only with it.
+  if [ "$LAB_CONNECTION" = ssh ]; then
+    docker exec "$LAB_NAME-$name" systemctl is-active --quiet ssh.service ||
+      die "$name: sshd is not running ($(docker exec "$LAB_NAME-$name" systemctl is-active ssh.service || true))"
+    docker exec -i "$LAB_NAME-$name" sh -c 'install -d -m 0700 -o pi -g pi ~pi/.ssh &&
+      cat >~pi/.ssh/authorized_keys.tmp && chown pi:pi ~pi/.ssh/authorized_keys.tmp &&
+      chmod 0600 ~pi/.ssh/authorized_keys.tmp &&
+      mv ~pi/.ssh/authorized_keys.tmp ~pi/.ssh/authorized_keys' <"$LAB_SSH_DIR/id_ed25519.pub"
+  fi
   # An emulated Pi's systemd cannot set up the agent's LoadCredential= (qemu-agent.conf).
   if [ -n "$LAB_PI_ARCH" ] && [ "$group" = pis ]; then
     docker exec -i "$LAB_NAME-$name" sh -c 'd=/etc/systemd/system/roost-agent.service.d &&
