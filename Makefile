@@ -18,7 +18,7 @@ export LAB_INVENTORY ?= $(CURDIR)/inventory/$(if $(filter roost-lab,$(LAB_NAME))
 
 PLAYBOOK := ansible-playbook
 
-.PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down \
+.PHONY: help deps venv dockerd image lab lab-hosts lab-deploy lab-down lab-ssh-test \
 	test lint lint-python lint-ansible pytest preflight-test pki-test lab-selftest molecule verify timings
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make lab-down   remove the lab hosts and network"
 	@echo "make test       lint + pytest (python/) + molecule test (molecule/default)"
 	@echo "make verify     molecule/default's testinfra suite against INVENTORY (default: the lab)"
+	@echo "make lab-ssh-test  site.yml over ssh as pi with sudo (Mitogen) on a lab of its own; re-run must change nothing"
 	@echo "make timings N=3  issue #7's converge, re-run and add-a-Pi times on a lab of 3 brokers, 1 LB, N Pis"
 	@echo "make image      build the lab's systemd Debian $(LAB_RELEASE) image (cached by recipe)"
 	@echo "make scale      issue #8's scale run: 3 brokers, 1 LB, 20 Pis and 5,000 simulated devices"
@@ -111,6 +112,12 @@ N ?= 3
 TIMINGS_LAB := $(if $(filter file,$(origin LAB_NAME)),roost-timings,$(LAB_NAME))
 timings: venv image
 	env -u LAB_INVENTORY LAB_NAME=$(TIMINGS_LAB) N=$(N) bash lab/timings.sh
+
+# A fleet's connection path (ssh as pi, become through sudo, Mitogen) end to end on its own
+# lab (roost-sshtest: 1 broker, 1 LB, 1 Pi, removed on exit): first converge, then a
+# re-run that must report changed=0 on every host. Not part of make test (minutes).
+lab-ssh-test: venv image
+	env -u LAB_INVENTORY LAB_NAME=roost-sshtest LAB_CONNECTION=ssh bash lab/ssh-test.sh
 
 # Issue #8's scale run on its own lab (roost-scale; not part of make test, ~15 min plus the
 # deploy): 3 brokers, 1 LB, SCALE_PIS Pis, 5,000 simulated devices with mutual TLS through

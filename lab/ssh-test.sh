@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# make lab-ssh-test: a fleet's connection path end to end, on a lab of its own
+# (roost-sshtest: 1 broker, 1 load balancer, 1 Pi, LAB_CONNECTION=ssh), removed on exit
+# whatever happens:
+#   hosts up     image-ssh.sh's image, the lab's key pair and known_hosts, the inventory
+#   converge     ansible-playbook site.yml over ssh as pi, become through sudo, under
+#                ansible.cfg's strategy (Mitogen): must end failed=0 unreachable=0
+#   re-run       the same: must report changed=0 on every host
+#   checked      each host's journal: sshd accepted pi's key, and sudo ran Python as root
+#                for pi directly (Mitogen's bootstrap; stock Ansible's become runs
+#                /bin/sh -c 'echo BECOME-SUCCESS-...; python3' instead)
+# Every step is bounded by a timeout; wall times go to stderr, logs to LAB_DIR.
+LAB_NAME=${LAB_NAME:-roost-sshtest}
+LAB_CONNECTION=ssh
+. "$(dirname "$0")/lib.sh"
+need_root
+
+LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export LAB_NAME LAB_CONNECTION LAB_INVENTORY LAB_PORT BROKERS=1 LBS=1 PIS=1
+export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
+logs=$LAB_DIR/ssh-test-$(date -u +%Y%m%d-%H%M%S)
+mkdir -p "$logs"
+cd "$ROOT"
+
+trap 'bash "$ROOT/lab/down.sh"' EXIT
+# A lab of this name left by a run that was killed goes first: fresh hosts every time.
+bash lab/down.sh
+
+# step KEY LABEL LIMIT_SECONDS CMD...: CMD with its output in $logs/KEY.log, bounded.
+step() {
+  local key=$1 label=$2 limit=$3 start=$SECONDS rc=0
+  shift 3
+  timeout --kill-after=30 "$limit" "$@" >"$logs/$key.log" 2>&1 || rc=$?
+  log "ssh-test: $label: $((SECONDS - start)) s"
+  [ "$rc" -eq 0 ] || die "ssh-test: $label failed (exit $rc, limit $limit s): see $logs/$key.log"
+}
+# recap KEY: the PLAY RECAP lines of a step's log.
+recap() { sed -n '/^PLAY RECAP/,$p' "$logs/$1.log" | grep ' changed='; }
+
+step image "ssh image" 300 bash lab/image-ssh.sh
+step hosts "hosts up (3 containers)" 300 bash -c 'lab/up.sh && lab/inventory.sh'
+step converge "first converge" 1800 ansible-playbook -i "$LAB_INVENTORY" site.yml
+recap converge >&2
+bad=$(recap converge | grep -Ev ' unreachable=0 +failed=0 ' || true)
+[ -z "$bad" ] || die "ssh-test: first converge: $bad"
+step rerun "re-run" 900 ansible-playbook -i "$LAB_INVENTORY" site.yml
+recap rerun >&2
+changed=$(recap rerun | grep -v ' changed=0 ' || true)
+[ -n "$(recap rerun)" ] || die "ssh-test: re-run printed no PLAY RECAP: see $logs/rerun.log"
+[ -z "$changed" ] || die "ssh-test: re-run changed something: $changed"
+
+# The hosts' side of it: a key login as pi, and sudo running Python as root for pi.
+# (The journal is read whole first: grep -q at the end of a pipe would stop reading at
+# the first match, and journalctl's SIGPIPE fail the pipe under pipefail.)
+for c in $(docker ps --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NAME" --format '{{.Names}}'); do
+  journal=$(docker exec "$c" journalctl -q --no-pager _COMM=sshd _COMM=sudo)
+  grep -q 'Accepted publickey for pi ' <<<"$journal" ||
+    die "ssh-test: ${c#"$LAB_NAME"-}: no key login as pi in sshd's journal"
+  grep -q 'pi : .*USER=root ; COMMAND=/usr/bin/python3' <<<"$journal" ||
+    die "ssh-test: ${c#"$LAB_NAME"-}: no sudo to root by pi running Python (Mitogen) in the journal"
+done
+log "ssh-test: passed: converge and re-run over ssh as pi with sudo, changed=0 on every host (logs: $logs)"
