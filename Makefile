@@ -1,6 +1,6 @@
 # Roost. Two commands set everything up and prove it works (as root, Debian 12):
 #   make lab    install tools, build the image, start the lab hosts, deploy site.yml
-#   make test   lint, Python tests, preflight and lab checks, Molecule
+#   make test   lint, Python tests, preflight and lab checks, Molecule, the ssh lab test
 # Lab size: make lab BROKERS=3 LBS=1 PIS=20. Debian release: make lab LAB_RELEASE=13.
 # armhf Pis under qemu (lab/README.md): make lab LAB_NAME=roost-armhf LAB_PI_ARCH=armhf.
 
@@ -24,7 +24,7 @@ PLAYBOOK := ansible-playbook
 help:
 	@echo "make lab        bring up the local lab (BROKERS=$(BROKERS) LBS=$(LBS) PIS=$(PIS)) and deploy site.yml"
 	@echo "make lab-down   remove the lab hosts and network"
-	@echo "make test       lint + pytest (python/) + molecule test (molecule/default)"
+	@echo "make test       lint + pytest (python/) + molecule test (molecule/default) + lab-ssh-test"
 	@echo "make verify     molecule/default's testinfra suite against INVENTORY (default: the lab)"
 	@echo "make lab-ssh-test  site.yml over ssh as pi with sudo (Mitogen) on a lab of its own; re-run must change nothing"
 	@echo "make timings N=3  issue #7's converge, re-run and add-a-Pi times on a lab of 3 brokers, 1 LB, N Pis"
@@ -56,7 +56,7 @@ lab-deploy: venv
 lab-down:
 	@if docker info >/dev/null 2>&1; then bash lab/down.sh; else echo "lab: no docker engine, nothing to remove"; fi
 
-test: lint pytest preflight-test pki-test lab-selftest molecule
+test: lint pytest preflight-test pki-test lab-selftest molecule lab-ssh-test
 
 lint: lint-python lint-ansible
 
@@ -115,7 +115,7 @@ timings: venv image
 
 # A fleet's connection path (ssh as pi, become through sudo, Mitogen) end to end on its own
 # lab (roost-sshtest: 1 broker, 1 LB, 1 Pi, removed on exit): first converge, then a
-# re-run that must report changed=0 on every host. Not part of make test (minutes).
+# re-run that must report changed=0 on every host. The last step of make test (~2-5 min).
 lab-ssh-test: venv image
 	env -u LAB_INVENTORY LAB_NAME=roost-sshtest LAB_CONNECTION=ssh bash lab/ssh-test.sh
 

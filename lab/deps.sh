@@ -4,13 +4,13 @@
 
 # docker.io + debootstrap: the lab; mosquitto + haproxy: binaries the Python tests run;
 # chromium + firefox-esr: the dashboard's browser tests; prometheus (promtool): the alert
-# rules' tests; python3-venv: the repo's .venv; git, make: the workflow itself.
+# rules' tests; python3-venv: the repo's .venv; git, make: the workflow itself;
+# openssh-client: ssh and ssh-keygen for the ssh lab (LAB_CONNECTION=ssh, make test's
+# lab-ssh-test).
 PACKAGES=(docker.io debootstrap mosquitto mosquitto-clients haproxy chromium firefox-esr
-  prometheus python3-venv git make)
+  prometheus python3-venv git make openssh-client)
 # qemu-user-static: Pis of another architecture (LAB_PI_ARCH=armhf) run under emulation.
 [ -z "$LAB_PI_ARCH" ] || PACKAGES+=(qemu-user-static)
-# openssh-client: ssh and ssh-keygen for an ssh lab (LAB_CONNECTION=ssh).
-[ "$LAB_CONNECTION" != ssh ] || PACKAGES+=(openssh-client)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
