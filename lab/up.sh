@@ -58,7 +58,7 @@ fi
 # in LAB_SSH_DIR under LAB_DIR, never in the repository); its public half goes to pi on
 # every host below.
 if [ "$LAB_CONNECTION" = ssh ]; then
-  command -v ssh-keygen >/dev/null || die "ssh-keygen is not installed (run: make deps LAB_CONNECTION=ssh)"
+  command -v ssh-keygen >/dev/null || die "ssh-keygen is not installed (run: make deps)"
   (umask 077 && mkdir -p "$LAB_SSH_DIR")
   [ -s "$LAB_SSH_DIR/id_ed25519" ] ||
     ssh-keygen -q -t ed25519 -N '' -C "roost lab $LAB_NAME" -f "$LAB_SSH_DIR/id_ed25519" ||
