@@ -58,9 +58,4 @@ printf 'FROM %s\nRUN echo %s | base64 -d | sh\nLABEL %s.recipe=%s\n' "$base_id" 
   "$(printf '%s\n' "$setup" | base64 -w0)" "$LAB_LABEL" "$recipe" |
   DOCKER_BUILDKIT=0 docker build -q -t "$building" - >"$blog" 2>&1 ||
   die "docker build of $tag failed: $(tail -n1 "$blog")"
-docker tag "$building" "$tag"
-docker tag "$building" "$alias"
-docker images --format '{{.Repository}}:{{.Tag}}' "$repo" |
-  grep "^$repo:$(release_number "$LAB_RELEASE")-" | grep -vx "$tag" |
-  xargs -r docker rmi >/dev/null 2>&1 || true
-log "built $tag"
+publish_image "$building" "$tag" "$alias" "$repo"

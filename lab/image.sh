@@ -95,11 +95,4 @@ tar -C "$rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' -c 'ENV container=
 printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL %s.recipe=%s\n' "$building-raw" "$LAB_LABEL" "$recipe" |
   DOCKER_BUILDKIT=0 docker build -q -t "$building" - >"$LAB_DIR/build.log" 2>&1 ||
   die "docker build of $tag failed: $(tail -n1 "$LAB_DIR/build.log")"
-# Only a complete build reaches this line and gets the good tags.
-docker tag "$building" "$tag"
-docker tag "$building" "$alias"
-# Older recipes of this release are dead weight (containers still using one keep it).
-docker images --format '{{.Repository}}:{{.Tag}}' "$repo" |
-  grep "^$repo:$(release_number "$LAB_RELEASE")-" | grep -vx "$tag" |
-  xargs -r docker rmi >/dev/null 2>&1 || true
-log "built $tag"
+publish_image "$building" "$tag" "$alias" "$repo"

@@ -54,6 +54,17 @@ image_repo() { echo "$IMAGE_REPO${1:+-$1}"; }
 
 # The stable name Molecule and the lab use; it points at the newest good build.
 image_alias() { echo "$(image_repo "${1:-}"):$(release_number "$LAB_RELEASE")"; }
+# publish_image BUILT TAG ALIAS REPO: a finished build gets its tags (only a complete
+# build reaches this), and REPO's older recipes of this release go: dead weight
+# (containers still using one keep it).
+publish_image() {
+  docker tag "$1" "$2"
+  docker tag "$1" "$3"
+  docker images --format '{{.Repository}}:{{.Tag}}' "$4" |
+    grep "^$4:$(release_number "$LAB_RELEASE")-" | grep -vx "$2" |
+    xargs -r docker rmi >/dev/null 2>&1 || true
+  log "built $2"
+}
 
 # emulate ARCH: let this machine run ARCH's binaries, in chroots and containers alike:
 # qemu-user-static's binfmt_misc handler, registered by hand (no systemd here to do it).
