@@ -32,6 +32,17 @@ case $LAB_CONNECTION in
   *) die "unsupported LAB_CONNECTION '$LAB_CONNECTION' (use docker or ssh)" ;;
 esac
 
+# free_port: a loopback port nobody listens on now (a lab of its own's LAB_PORT).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# changed_hosts LOG: "host changed" for every host whose PLAY RECAP in an ansible-playbook
+# log says changed is not 0.
+changed_hosts() {
+  sed -n '/^PLAY RECAP/,$p' "$1" | awk '/ changed=/ { split($0, a, "changed="); split(a[2], b, " "); if (b[1] != 0) print $1, b[1] }'
+}
+
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, dockerd and debootstrap need it)"
 }

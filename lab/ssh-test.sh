@@ -15,7 +15,7 @@ LAB_CONNECTION=ssh
 . "$(dirname "$0")/lib.sh"
 need_root
 
-LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+LAB_PORT=${LAB_PORT:-$(free_port)}
 export LAB_NAME LAB_CONNECTION LAB_INVENTORY LAB_PORT BROKERS=1 LBS=1 PIS=1
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 logs=$LAB_DIR/ssh-test-$(date -u +%Y%m%d-%H%M%S)
@@ -45,7 +45,7 @@ bad=$(recap converge | grep -Ev ' unreachable=0 +failed=0 ' || true)
 [ -z "$bad" ] || die "ssh-test: first converge: $bad"
 step rerun "re-run" 900 ansible-playbook -i "$LAB_INVENTORY" site.yml
 recap rerun >&2
-changed=$(recap rerun | grep -v ' changed=0 ' || true)
+changed=$(changed_hosts "$logs/rerun.log")
 [ -n "$(recap rerun)" ] || die "ssh-test: re-run printed no PLAY RECAP: see $logs/rerun.log"
 [ -z "$changed" ] || die "ssh-test: re-run changed something: $changed"
 

@@ -15,7 +15,7 @@ need_root
 N=${N:-3}
 [[ $N =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] && [ "$N" -le 100 ] || die "N must be a number of Pis from 1 to 100"
 # A free loopback port for the first load balancer, unless one is asked for.
-LAB_PORT=${LAB_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+LAB_PORT=${LAB_PORT:-$(free_port)}
 export LAB_NAME LAB_INVENTORY LAB_PORT BROKERS=3 LBS=1
 export PATH=$ROOT/.venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 # Per-task and per-role times in each log, for finding what is slow. The variable replaces
@@ -93,10 +93,6 @@ step() {
   [ "$rc" -eq 0 ] || die "$label failed (exit $rc, limit $limit s): see $logs/$key.log"
 }
 
-# The PLAY RECAP of a log: "host changed" for every host whose changed count is not 0.
-changed_hosts() {
-  sed -n '/^PLAY RECAP/,$p' "$1" | awk '/ changed=/ { split($0, a, "changed="); split(a[2], b, " "); if (b[1] != 0) print $1, b[1] }'
-}
 # unchanged KEY LABEL: the step's recap says changed=0 for every host.
 unchanged() {
   local changed

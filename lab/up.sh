@@ -14,16 +14,14 @@ done
 [ "$BROKERS" -ge 1 ] || die "BROKERS must be at least 1"
 
 # LAB_CONNECTION=ssh: every host runs image-ssh.sh's image (sshd, sudo, user pi).
+flavour=
 if [ "$LAB_CONNECTION" = ssh ]; then
   [ -z "$LAB_PI_ARCH" ] || die "LAB_CONNECTION=ssh with LAB_PI_ARCH is not supported (no ssh image for $LAB_PI_ARCH)"
-  image=$(image_alias ssh)
-  image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
-    die "image $image is missing (run: make image LAB_CONNECTION=ssh)"
-else
-  image=$(image_alias)
-  image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
-    die "image $image is missing (run: make image)"
+  flavour=ssh
 fi
+image=$(image_alias $flavour)
+image_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null) ||
+  die "image $image is missing (run: make image${flavour:+ LAB_CONNECTION=ssh})"
 # LAB_PI_ARCH=armhf: the Pis run that architecture's image under qemu (lib.sh, emulate).
 # No --platform: this dockerd (20.10, not experimental) ignores it on import, so the
 # image says amd64; binfmt_misc runs its binaries all the same, and a Pi reports armv7l.
