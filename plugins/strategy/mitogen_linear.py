@@ -4,15 +4,16 @@ ansible.cfg points at this directory of the repository rather than into a virtua
 site-packages (whose path depends on the Python version): the strategy itself is the
 `mitogen` package's, from requirements/lab.txt.
 
-One addition: a task whose `when` is false for a host is skipped here, in the controller
-process, instead of in a forked worker. ansible-core forks a worker for every task and
-host and only there evaluates `when`; a re-run of the kit skips about a quarter of its
-task runs, and each fork costs ~30 ms of CPU for a result the controller can compute
-itself. The result, its callbacks and its path through the strategy are the worker's;
-anything this cannot decide exactly as the worker would (loops, delegation, a condition
-that fails to evaluate or warns) goes to a worker as before.
+Additions to it. A task whose `when` is false for a host is skipped here, in the
+controller process, instead of in a forked worker: ansible-core forks a worker for every
+task and host and only there evaluates `when`, and a re-run of the kit skips about a
+quarter of its task runs, each fork ~30 ms of CPU for a result the controller can
+compute itself. So is a loop over an empty list. The result, its callbacks and its path
+through the strategy are the worker's; anything this cannot decide exactly as the worker
+would (loops over items, delegation, a condition that fails to evaluate or warns) goes
+to a worker as before.
 
-And one change of manner: when every fork is busy, ansible-core polls the workers every
+When every fork is busy, ansible-core polls the workers every
 0.1 ms (a waitpid per worker each time), which py-spy put at 15% of the controller
 process's busy time on a 24-host re-run. This waits on the workers' exit instead. And
 Mitogen's own _queue_task resolves the task's action and connection plugins before every
@@ -46,13 +47,15 @@ def skip_result(
 ) -> dict[str, t.Any] | None:
     """The result a worker would send for a task it skips on `when`, or None.
 
-    None means "let a worker decide": the task runs, loops, is delegated, or its
-    condition raises or warns. Mirrors TaskExecutor.run/_execute up to the conditional,
+    None means "let a worker decide": the task runs, loops over items, is delegated, or
+    its condition raises or warns. Mirrors TaskExecutor.run/_execute up to the conditional,
     without mutating the task (which every host shares).
     """
-    if not task.when or task.loop_with or task.loop is not None or task.delegate_to:
+    if task.loop_with or task.delegate_to or task.action in C._ACTION_META:
         return None
-    if task.action in C._ACTION_META:
+    if task.loop is not None:
+        return _no_items(task, task_vars, loader)
+    if not task.when:
         return None
     variables = task_vars.copy()
     templar = TemplateEngine(loader=loader, variables=variables)
@@ -77,6 +80,22 @@ def skip_result(
     if warnings.get_warnings() or warnings.get_deprecation_warnings():
         return None
     return result
+
+
+def _no_items(task: t.Any, task_vars: dict[str, t.Any], loader: t.Any) -> dict[str, t.Any] | None:
+    """A loop over an empty list: TaskExecutor.run skips it before `when` or a connection."""
+    variables = task_vars.copy()
+    variables["ansible_search_path"] = search = task.get_search_path()
+    if loader.get_basedir() not in search:
+        search.append(loader.get_basedir())
+    try:
+        with _display_utils.DeferredWarningContext(variables=variables) as warnings:
+            items = TemplateEngine(loader=loader, variables=variables).template(task.loop)
+    except Exception:
+        return None
+    if items != [] or warnings.get_warnings() or warnings.get_deprecation_warnings():
+        return None
+    return dict(changed=False, skipped=True, skipped_reason="No items in the list", results=[])
 
 
 class StrategyModule(_MitogenLinear):  # type: ignore[misc]

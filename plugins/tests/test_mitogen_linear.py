@@ -59,6 +59,12 @@ PLAYBOOK = """
       ansible.builtin.debug: {msg: "{{ item }}"}
       loop: [1, 2]
       when: item == 2
+    - name: empty loop
+      ansible.builtin.command: /bin/false
+      loop: "{{ [1, 2] | select('gt', 5) | list }}"
+      register: third
+    - name: show the empty loop's registered result
+      ansible.builtin.debug: {var: third}
     - name: delegated
       ansible.builtin.debug: {msg: x}
       delegate_to: h1
@@ -154,7 +160,12 @@ def test_skipped_task_forks_no_worker(runs: Runs) -> None:
     mitogen, ours = set(runs["mitogen"][2]), set(runs["ours"][2])
     skipped = {
         f"{task}|{host}"
-        for task in ("skipped", "magic variable the worker adds", "skipped under no_log")
+        for task in (
+            "skipped",
+            "magic variable the worker adds",
+            "skipped under no_log",
+            "empty loop",
+        )
         for host in ("h1", "h2")
     } | {"runs|h1"}
     assert skipped <= mitogen
