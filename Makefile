@@ -68,8 +68,8 @@ lint-python: venv
 	cd lab && mypy --config-file ../python/pyproject.toml chaos tests
 	ruff check --config python/pyproject.toml lab/scale
 	cd lab && MYPYPATH=../bench mypy --config-file ../python/pyproject.toml scale
-	ruff check --config python/pyproject.toml plugins
-	mypy --config-file python/pyproject.toml plugins
+	ruff check --config python/pyproject.toml plugins roles/common/library
+	mypy --config-file python/pyproject.toml plugins roles/common/library
 
 lint-ansible: venv
 	yamllint --strict .

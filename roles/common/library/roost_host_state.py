@@ -1,0 +1,210 @@
+#!/usr/bin/python
+"""Read, in one module run, the host state that several of the kit's tasks would set.
+
+Each of those tasks (group, user, file, systemd_service, a `creates:` command) costs the
+controller a forked worker per host even when it changes nothing. The roles ask this once
+and run a task only when what it reads differs from what the task would set, so a
+re-run repairs drift in what is read here and skips the rest.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+
+from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+DOCUMENTATION = r"""
+module: roost_host_state
+short_description: Read packages, users, groups, paths and units in one run
+description:
+  - Read-only; never changes the host. Names that do not exist are left out of the
+    result, so a comparison against the wanted state fails and the task that sets it runs.
+options:
+  packages:
+    description: Debian packages to ask dpkg about.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: Users to read from the passwd and shadow databases.
+    type: list
+    elements: str
+    default: []
+  groups:
+    description: Groups to look up.
+    type: list
+    elements: str
+    default: []
+  paths:
+    description: Paths to stat (following symlinks, as the file module does).
+    type: list
+    elements: path
+    default: []
+  units:
+    description: systemd units to ask about.
+    type: list
+    elements: str
+    default: []
+  container:
+    description: Also ask systemd-detect-virt whether the host is a container.
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+installed:
+  description: The packages dpkg reports installed (status C(ii)).
+  type: list
+  elements: str
+users:
+  description: >-
+    Per existing user: name, group (the primary group's name), home, shell, and password
+    (C(!) when the shadow field is exactly C(!), a locked account; otherwise C(set); the
+    field itself is never returned).
+  type: dict
+groups:
+  description: The names of the groups that exist.
+  type: list
+  elements: str
+paths:
+  description: >-
+    Per path: path, state (directory, file, absent or other), owner, group (names, or
+    the number when it has none) and mode (four octal digits).
+  type: dict
+units:
+  description: Per unit, systemd's UnitFileState (enabled) and ActiveState (active).
+  type: dict
+container:
+  description: Whether systemd-detect-virt --container found one (only when asked).
+  type: bool
+"""
+
+
+def installed(module: AnsibleModule, packages: list[str]) -> list[str]:
+    if not packages:
+        return []
+    # rc 1 when dpkg knows some name not: the others are still listed.
+    _, out, _ = module.run_command(
+        ["dpkg-query", "--show", "--showformat", "${db:Status-Abbrev}${Package}\\n", *packages]
+    )
+    return [line[3:] for line in out.splitlines() if line.startswith("ii ")]
+
+
+def shadow() -> dict[str, str]:
+    with open("/etc/shadow", encoding="utf-8") as lines:
+        return {f[0]: f[1] for f in (line.split(":") for line in lines) if len(f) > 1}
+
+
+def name_of(lookup, number: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return str(number)
+
+
+def users(names: list[str]) -> dict[str, dict[str, str]]:
+    found = {}
+    passwords = shadow() if names else {}
+    for name in names:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        found[name] = {
+            "name": name,
+            "group": name_of(grp.getgrgid, entry.pw_gid),
+            "home": entry.pw_dir,
+            "shell": entry.pw_shell,
+            "password": "!" if passwords.get(name) == "!" else "set",
+        }
+    return found
+
+
+def groups(names: list[str]) -> list[str]:
+    found = []
+    for name in names:
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            continue
+        found.append(name)
+    return found
+
+
+def path_state(path: str) -> dict[str, str]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {"path": path, "state": "absent"}
+    if stat.S_ISDIR(st.st_mode):
+        state = "directory"
+    elif stat.S_ISREG(st.st_mode):
+        state = "file"
+    else:
+        state = "other"
+    return {
+        "path": path,
+        "state": state,
+        "owner": name_of(pwd.getpwuid, st.st_uid),
+        "group": name_of(grp.getgrgid, st.st_gid),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+    }
+
+
+def units(module: AnsibleModule, names: list[str]) -> dict[str, dict[str, str]]:
+    if not names:
+        return {}
+    rc, out, err = module.run_command(
+        ["systemctl", "show", "--property=Id,UnitFileState,ActiveState", "--", *names]
+    )
+    if rc != 0:
+        module.fail_json(msg=f"systemctl show failed: {err.strip()}", rc=rc)
+    # One block per unit, in the order asked, separated by blank lines.
+    blocks = [
+        dict(line.split("=", 1) for line in b.splitlines() if "=" in line)
+        for b in out.split("\n\n")
+    ]
+    blocks = [b for b in blocks if b]
+    if len(blocks) != len(names):
+        module.fail_json(msg=f"systemctl show answered for {len(blocks)} of {len(names)} units")
+    return {
+        name: {"enabled": b.get("UnitFileState", ""), "active": b.get("ActiveState", "")}
+        for name, b in zip(names, blocks, strict=True)
+    }
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "packages": {"type": "list", "elements": "str", "default": []},
+            "users": {"type": "list", "elements": "str", "default": []},
+            "groups": {"type": "list", "elements": "str", "default": []},
+            "paths": {"type": "list", "elements": "path", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
+            "container": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {
+        "changed": False,
+        "installed": installed(module, p["packages"]),
+        "users": users(p["users"]),
+        "groups": groups(p["groups"]),
+        "paths": {path: path_state(path) for path in p["paths"]},
+        "units": units(module, p["units"]),
+    }
+    if p["container"]:
+        # rc 1 and "none" on bare metal or a VM.
+        rc, out, err = module.run_command(["systemd-detect-virt", "--container"])
+        if rc not in (0, 1):
+            module.fail_json(msg=f"systemd-detect-virt failed: {(err or out).strip()}", rc=rc)
+        result["container"] = rc == 0
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
