@@ -57,7 +57,7 @@ def skip_result(
         return _no_items(task, task_vars, loader)
     if not task.when:
         return None
-    variables = task_vars.copy()
+    variables = with_search_path(task, task_vars, loader)
     templar = TemplateEngine(loader=loader, variables=variables)
     try:
         with _display_utils.DeferredWarningContext(variables=variables) as warnings:
@@ -82,12 +82,19 @@ def skip_result(
     return result
 
 
-def _no_items(task: t.Any, task_vars: dict[str, t.Any], loader: t.Any) -> dict[str, t.Any] | None:
-    """A loop over an empty list: TaskExecutor.run skips it before `when` or a connection."""
+def with_search_path(task: t.Any, task_vars: dict[str, t.Any], loader: t.Any) -> dict[str, t.Any]:
+    """A copy of the task's variables with ansible_search_path, which TaskExecutor.run sets
+    first for every task (lookups such as `template` find a role's files through it)."""
     variables = task_vars.copy()
     variables["ansible_search_path"] = search = task.get_search_path()
     if loader.get_basedir() not in search:
         search.append(loader.get_basedir())
+    return variables
+
+
+def _no_items(task: t.Any, task_vars: dict[str, t.Any], loader: t.Any) -> dict[str, t.Any] | None:
+    """A loop over an empty list: TaskExecutor.run skips it before `when` or a connection."""
+    variables = with_search_path(task, task_vars, loader)
     try:
         with _display_utils.DeferredWarningContext(variables=variables) as warnings:
             items = TemplateEngine(loader=loader, variables=variables).template(task.loop)

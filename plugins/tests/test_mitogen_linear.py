@@ -69,6 +69,16 @@ PLAYBOOK = """
       ansible.builtin.debug: {msg: x}
       delegate_to: h1
       when: flag
+    - name: a role's template in the condition
+      ansible.builtin.include_role:
+        name: withtemplate
+"""
+
+# The condition reads the role's own template, found through ansible_search_path.
+ROLE_TASKS = """
+- name: role template differs
+  ansible.builtin.debug: {msg: x}
+  when: lookup('ansible.builtin.template', 'answer.j2') != 'answer 42'
 """
 
 # Loaded by ansible-playbook as a callback: writes one line per forked worker.
@@ -92,6 +102,11 @@ class CallbackModule(CallbackBase):
 
 def play(tmp: pathlib.Path, strategies: pathlib.Path, name: str, forks: int = 5) -> Run:
     (tmp / "pb.yml").write_text(PLAYBOOK)
+    role = tmp / "roles" / "withtemplate"
+    (role / "tasks").mkdir(parents=True, exist_ok=True)
+    (role / "templates").mkdir(exist_ok=True)
+    (role / "tasks" / "main.yml").write_text(ROLE_TASKS)
+    (role / "templates" / "answer.j2").write_text("answer {{ 6 * 7 }}")
     (tmp / "ansible.cfg").write_text("[defaults]\n")
     python = sys.executable
     (tmp / "inv").write_text(
@@ -165,6 +180,7 @@ def test_skipped_task_forks_no_worker(runs: Runs) -> None:
             "magic variable the worker adds",
             "skipped under no_log",
             "empty loop",
+            "withtemplate : role template differs",
         )
         for host in ("h1", "h2")
     } | {"runs|h1"}

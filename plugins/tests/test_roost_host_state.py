@@ -3,6 +3,7 @@ with its arguments in a file, against this machine's own dpkg, passwd, group and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -91,8 +92,14 @@ def test_paths_follow_links_as_the_file_module_does(tmp_path: pathlib.Path) -> N
         "group": group,
         "mode": "0750",
     }
-    assert result[paths["file"]]["state"] == "file"
-    assert result[paths["file"]]["mode"] == "0640"
+    assert result[paths["file"]] == {
+        "path": paths["file"],
+        "state": "file",
+        "owner": owner,
+        "group": group,
+        "mode": "0640",
+        "sha1": hashlib.sha1(b"x").hexdigest(),  # noqa: S324 (as hash('sha1') in a role)
+    }
     assert result[paths["link"]] == {**result[paths["dir"]], "path": paths["link"]}
     assert result[paths["dangling"]] == {"path": paths["dangling"], "state": "absent"}
     assert result[paths["gone"]] == {"path": paths["gone"], "state": "absent"}

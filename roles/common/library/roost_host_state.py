@@ -10,11 +10,14 @@ re-run repairs drift in what is read here and skips the rest.
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule  # type: ignore[import-untyped]
+
+CHECKSUM_LIMIT = 1 << 20
 
 DOCUMENTATION = r"""
 module: roost_host_state
@@ -72,7 +75,8 @@ groups:
 paths:
   description: >-
     Per path: path, state (directory, file, absent or other), owner, group (names, or
-    the number when it has none) and mode (four octal digits).
+    the number when it has none), mode (four octal digits), and for a regular file of
+    at most 1 MiB its content's sha1.
   type: dict
 units:
   description: Per unit, systemd's UnitFileState (enabled) and ActiveState (active).
@@ -145,13 +149,19 @@ def path_state(path: str) -> dict[str, str]:
         state = "file"
     else:
         state = "other"
-    return {
+    found = {
         "path": path,
         "state": state,
         "owner": name_of(pwd.getpwuid, st.st_uid),
         "group": name_of(grp.getgrgid, st.st_gid),
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",
     }
+    # What the copy and template modules compare before they write: a role passes the
+    # sha1 of the content it would write. Config-sized files only.
+    if state == "file" and st.st_size <= CHECKSUM_LIMIT:
+        with open(path, "rb") as f:
+            found["sha1"] = hashlib.sha1(f.read()).hexdigest()  # noqa: S324 (as Ansible's checksum)
+    return found
 
 
 def units(module: AnsibleModule, names: list[str]) -> dict[str, dict[str, str]]:
