@@ -9,6 +9,8 @@
 #   checked      each host's journal: sshd accepted pi's key, and sudo ran Python as root
 #                for pi directly (Mitogen's bootstrap; stock Ansible's become runs
 #                /bin/sh -c 'echo BECOME-SUCCESS-...; python3' instead)
+#   drift        the agent's shell, /var/lib/roost's mode, a line in agent.toml and the
+#                agent stopped on pi-1: a run --limit pi-1 must put all four back
 # Every step is bounded by a timeout; wall times go to stderr, logs to LAB_DIR.
 LAB_NAME=${LAB_NAME:-roost-sshtest}
 LAB_CONNECTION=ssh
@@ -59,4 +61,15 @@ for c in $(docker ps --filter "label=$LAB_LABEL=1" --filter "network=$LAB_NAME" 
   grep -q 'pi : .*USER=root ; COMMAND=/usr/bin/python3' <<<"$journal" ||
     die "ssh-test: ${c#"$LAB_NAME"-}: no sudo to root by pi running Python (Mitogen) in the journal"
 done
-log "ssh-test: passed: converge and re-run over ssh as pi with sudo, changed=0 on every host (logs: $logs)"
+# Drift on the Pi in what the roles read once (roost_host_state) and then skip when it
+# is as they left it: the next run must still put each back.
+pi=$LAB_NAME-pi-1
+docker exec "$pi" sh -c 'usermod -s /bin/sh roost-agent && chmod 0700 /var/lib/roost &&
+  echo "# drift" >> /etc/roost/agent.toml && systemctl stop roost-agent' ||
+  die "ssh-test: could not change pi-1's state"
+step drift "run after drift on pi-1" 900 ansible-playbook -i "$LAB_INVENTORY" site.yml --limit pi-1
+state=$(docker exec "$pi" sh -c 'getent passwd roost-agent | cut -d: -f7; stat -c %a /var/lib/roost
+  grep -c "^# drift" /etc/roost/agent.toml || true; systemctl is-active roost-agent || true')
+[ "$state" = "$(printf '/usr/sbin/nologin\n750\n0\nactive')" ] ||
+  die "ssh-test: the run after drift left pi-1 with: $(tr '\n' ' ' <<<"$state") (want /usr/sbin/nologin 750 0 active)"
+log "ssh-test: passed: converge and re-run over ssh as pi with sudo, changed=0 on every host; drift on pi-1 repaired (logs: $logs)"
