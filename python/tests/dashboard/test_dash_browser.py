@@ -67,7 +67,10 @@ def test_page_lists_pis_and_shows_a_killed_agent_offline(kind: str, tmp_path: Pa
             for name in ("pi-1", "pi-2"):
                 agents.append(AgentProc(tmp_path, agent_toml(
                     tmp_path / name, [b.port], client_id=name, collectors="load = 0.2")))
-            wait_fleet(url, lambda p: "pi-1" in p and "pi-2" in p, "both agents")
+            # Both listed is not enough: the inventory lists them before the reader has
+            # subscribed. Online means it has, so the recording below is not published early.
+            wait_fleet(url, lambda p: all(p.get(n, {}).get("state") == "online"
+                                          for n in ("pi-1", "pi-2")), "both agents online")
             publish(b.port, recorded("lab", "pi-rec", time.time()))
             browser.navigate(url + "/")
             for name in ("pi-1", "pi-2"):
