@@ -3,6 +3,7 @@ with its arguments in a file, against this machine's own dpkg, passwd, group and
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -13,6 +14,11 @@ import sys
 import typing as t
 
 import pytest
+from ansible_collections.community.crypto.plugins.module_utils._crypto.support import (  # type: ignore[import-untyped]
+    get_fingerprint_of_privatekey,
+)
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 MODULE = pathlib.Path(__file__).resolve().parents[2] / "roles/common/library/roost_host_state.py"
 
@@ -133,3 +139,56 @@ def test_units_answer_must_match_the_question(tmp_path: pathlib.Path) -> None:
     result = run(tmp_path, env=env, units=["a.service", "b.service"])
     assert result["failed"] is True
     assert "1 of 2 units" in result["msg"]
+
+
+def test_read_returns_what_slurp_would(tmp_path: pathlib.Path) -> None:
+    cert = tmp_path / "host.crt"
+    cert.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    result = run(tmp_path, read=[str(cert), str(tmp_path / "gone"), str(tmp_path)])
+    assert result["contents"] == {str(cert): base64.b64encode(cert.read_bytes()).decode()}
+
+
+def write_key(path: pathlib.Path, key: t.Any) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+def test_keys_as_openssl_privatekey_compares_them(tmp_path: pathlib.Path) -> None:
+    ecc, rsa_key = ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048)
+    write_key(tmp_path / "ecc.key", ecc)
+    write_key(tmp_path / "rsa.key", rsa_key)
+    (tmp_path / "junk.key").write_text("not a key\n")
+    paths = [str(tmp_path / n) for n in ("ecc.key", "rsa.key", "junk.key", "gone.key")]
+    result = run(tmp_path, private_keys=paths)
+    owner = pwd.getpwuid(os.geteuid()).pw_name
+    seen = result["private_keys"]
+    group = seen[paths[0]]["group"]
+    base = {"state": "file", "owner": owner, "group": group, "mode": "0600"}
+    assert seen[paths[0]] == {"path": paths[0], **base, "type": "ECC", "curve": "secp256r1"}
+    assert seen[paths[1]] == {"path": paths[1], **base, "type": "RSA", "size": 2048}
+    assert seen[paths[2]] == {"path": paths[2], **base, "mode": "0644", "type": "unreadable"}
+    assert seen[paths[3]] == {"path": paths[3], "state": "absent"}
+    # The fingerprints inspect.yml compares with the certificate's: community.crypto's own.
+    assert result["fingerprints"] == {
+        paths[0]: get_fingerprint_of_privatekey(ecc)["sha256"],
+        paths[1]: get_fingerprint_of_privatekey(rsa_key)["sha256"],
+    }
+    # Nothing of the private key itself leaves the host, not even its digest.
+    for key in (ecc, rsa_key):
+        pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+        assert hashlib.sha1(pem).hexdigest() not in json.dumps(result)  # noqa: S324
+
+
+def test_keys_without_cryptography_read_as_unknown(tmp_path: pathlib.Path) -> None:
+    write_key(tmp_path / "ecc.key", ec.generate_private_key(ec.SECP256R1()))
+    blocker = tmp_path / "block" / "cryptography"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('not on this host')\n")
+    env = dict(os.environ, PYTHONPATH=str(blocker.parent))
+    result = run(tmp_path, env=env, private_keys=[str(tmp_path / "ecc.key")])
+    assert result["private_keys"][str(tmp_path / "ecc.key")]["type"] == "unknown"
+    assert result["fingerprints"] == {}

@@ -9,6 +9,7 @@ re-run repairs drift in what is read here and skips the rest.
 
 from __future__ import annotations
 
+import base64
 import grp
 import hashlib
 import os
@@ -46,6 +47,19 @@ options:
     type: list
     elements: path
     default: []
+  read:
+    description: Files whose content to return, as slurp does (public files only).
+    type: list
+    elements: path
+    default: []
+  private_keys:
+    description: >-
+      Private keys to stat and parse on the host (with Python cryptography, as
+      community.crypto.openssl_privatekey does); neither the key nor a digest of it is
+      returned, only its type and its public key's fingerprint.
+    type: list
+    elements: path
+    default: []
   units:
     description: systemd units to ask about.
     type: list
@@ -77,6 +91,19 @@ paths:
     Per path: path, state (directory, file, absent or other), owner, group (names, or
     the number when it has none), mode (four octal digits), and for a regular file of
     at most 1 MiB its content's sha1.
+  type: dict
+contents:
+  description: Per file asked in I(read) that exists (at most 1 MiB), its base64 content.
+  type: dict
+private_keys:
+  description: >-
+    Per key: as I(paths) (without sha1), plus type (ECC, RSA, Ed25519, ...; C(unreadable)
+    when it does not parse, C(unknown) without cryptography), and curve (ECC) or size (RSA).
+  type: dict
+fingerprints:
+  description: >-
+    Per key that parsed, the sha256 fingerprint of its public key, colon-separated hex
+    (community.crypto's public_key_fingerprints.sha256).
   type: dict
 units:
   description: Per unit, systemd's UnitFileState (enabled) and ActiveState (active).
@@ -164,6 +191,55 @@ def path_state(path: str) -> dict[str, str]:
     return found
 
 
+def content(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(CHECKSUM_LIMIT + 1)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return base64.b64encode(data).decode() if len(data) <= CHECKSUM_LIMIT else None
+
+
+def key_state(path: str) -> tuple[dict[str, str | int], str | None]:
+    """What openssl_privatekey's full_idempotence compares, and the public fingerprint."""
+    found: dict[str, str | int] = dict(path_state(path))
+    found.pop("sha1", None)  # not even a digest of a private key leaves the host
+    if found["state"] != "file":
+        return found, None
+    try:
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import (  # noqa: PLC0415
+            ec,
+            ed448,
+            ed25519,
+            rsa,
+            x448,
+            x25519,
+        )
+    except ImportError:
+        found["type"] = "unknown"
+        return found, None
+    try:
+        with open(path, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+    except (ValueError, TypeError):  # not PEM, not a key, or encrypted
+        found["type"] = "unreadable"
+        return found, None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        found.update(type="ECC", curve=key.curve.name)
+    elif isinstance(key, rsa.RSAPrivateKey):
+        found.update(type="RSA", size=key.key_size)
+    else:  # the names openssl_privatekey's type option uses
+        kinds = {"Ed25519": ed25519.Ed25519PrivateKey, "Ed448": ed448.Ed448PrivateKey,
+                 "X25519": x25519.X25519PrivateKey, "X448": x448.X448PrivateKey}
+        found["type"] = next((k for k, c in kinds.items() if isinstance(key, c)), "other")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashlib.sha256(public).hexdigest()
+    return found, ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
 def units(module: AnsibleModule, names: list[str]) -> dict[str, dict[str, str]]:
     if not names:
         return {}
@@ -193,6 +269,8 @@ def main() -> None:
             "users": {"type": "list", "elements": "str", "default": []},
             "groups": {"type": "list", "elements": "str", "default": []},
             "paths": {"type": "list", "elements": "path", "default": []},
+            "read": {"type": "list", "elements": "path", "default": []},
+            "private_keys": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "container": {"type": "bool", "default": False},
         },
@@ -207,6 +285,13 @@ def main() -> None:
         "paths": {path: path_state(path) for path in p["paths"]},
         "units": units(module, p["units"]),
     }
+    contents = {path: data for path in p["read"] if (data := content(path)) is not None}
+    keys, fingerprints = {}, {}
+    for path in p["private_keys"]:
+        keys[path], fingerprint = key_state(path)
+        if fingerprint:
+            fingerprints[path] = fingerprint
+    result.update(contents=contents, private_keys=keys, fingerprints=fingerprints)
     if p["container"]:
         # rc 1 and "none" on bare metal or a VM.
         rc, out, err = module.run_command(["systemd-detect-virt", "--container"])
