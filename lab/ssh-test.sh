@@ -11,6 +11,9 @@
 #                /bin/sh -c 'echo BECOME-SUCCESS-...; python3' instead)
 #   drift        the agent's shell, /var/lib/roost's mode, a line in agent.toml and the
 #                agent stopped on pi-1: a run --limit pi-1 must put all four back
+#   missing      pi-1's ca.crt moved aside: playbooks/agent.yml --limit pi-1 must fail
+#                with the agent role's sentence naming the file, change nothing, and leave
+#                agent.toml and the running agent as they were; then ca.crt goes back
 # Every step is bounded by a timeout; wall times go to stderr, logs to LAB_DIR.
 LAB_NAME=${LAB_NAME:-roost-sshtest}
 LAB_CONNECTION=ssh
@@ -72,4 +75,32 @@ state=$(docker exec "$pi" sh -c 'getent passwd roost-agent | cut -d: -f7; stat -
   grep -c "^# drift" /etc/roost/agent.toml || true; systemctl is-active roost-agent || true')
 [ "$state" = "$(printf '/usr/sbin/nologin\n750\n0\nactive')" ] ||
   die "ssh-test: the run after drift left pi-1 with: $(tr '\n' ' ' <<<"$state") (want /usr/sbin/nologin 750 0 active)"
-log "ssh-test: passed: converge and re-run over ssh as pi with sudo, changed=0 on every host; drift on pi-1 repaired (logs: $logs)"
+
+# A TLS file the agent needs missing on the Pi (pki_dir's default, as the lab's pki play
+# left it): the run must stop before the agent's tasks with the sentence that says what
+# to do. Written out here because step dies on the non-zero exit this one wants.
+ca=/etc/roost/tls/ca.crt
+toml=$(docker exec "$pi" sha1sum /etc/roost/agent.toml) ||
+  die "ssh-test: pi-1 has no /etc/roost/agent.toml to compare"
+docker exec "$pi" mv "$ca" "$ca.aside" || die "ssh-test: could not move pi-1's $ca aside"
+start=$SECONDS rc=0
+timeout --kill-after=30 600 ansible-playbook -i "$LAB_INVENTORY" playbooks/agent.yml --limit pi-1 \
+  >"$logs/missing.log" 2>&1 || rc=$?
+log "ssh-test: run without pi-1's ca.crt: $((SECONDS - start)) s (exit $rc)"
+docker exec "$pi" mv "$ca.aside" "$ca" || die "ssh-test: could not put pi-1's $ca back"
+# 124 and 137: timeout's; the rest of a failed play is 2.
+[ "$rc" -ne 0 ] || die "ssh-test: the run without pi-1's $ca succeeded: see $logs/missing.log"
+[ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] ||
+  die "ssh-test: the run without pi-1's $ca timed out (limit 600 s): see $logs/missing.log"
+# The yaml callback wraps long messages: compare with the whitespace squeezed.
+said=$(tr -s ' \n' '  ' <"$logs/missing.log")
+for want in "pi-1 lacks $ca:" "Run playbooks/pki.yml (site.yml does) before playbooks/agent.yml"; do
+  grep -qF -- "$want" <<<"$said" ||
+    die "ssh-test: the run without pi-1's $ca did not say \"$want\": see $logs/missing.log"
+done
+changed=$(changed_hosts "$logs/missing.log")
+[ -z "$changed" ] || die "ssh-test: the run without pi-1's $ca changed something: $changed"
+state=$(docker exec "$pi" sh -c 'sha1sum /etc/roost/agent.toml; systemctl is-active roost-agent || true')
+[ "$state" = "$(printf '%s\nactive' "$toml")" ] ||
+  die "ssh-test: the run without pi-1's $ca left: $(tr '\n' ' ' <<<"$state") (want $toml, active)"
+log "ssh-test: passed: converge and re-run over ssh as pi with sudo, changed=0 on every host; drift on pi-1 repaired; a missing $ca stopped the agent play with its sentence, agent untouched (logs: $logs)"
