@@ -114,8 +114,9 @@ timings: venv image
 	env -u LAB_INVENTORY LAB_NAME=$(TIMINGS_LAB) N=$(N) bash lab/timings.sh
 
 # A fleet's connection path (ssh as pi, become through sudo, Mitogen) end to end on its own
-# lab (roost-sshtest: 1 broker, 1 LB, 1 Pi, removed on exit): first converge, then a
-# re-run that must report changed=0 on every host. The last step of make test (~2-5 min).
+# lab (roost-sshtest: 1 broker, 1 LB, 1 Pi, removed on exit): first converge, a re-run
+# that must report changed=0 on every host, drift on pi-1 put back, a missing ca.crt on
+# pi-1 stopping the agent play (lab/ssh-test.sh). The last step of make test (~2-5 min).
 lab-ssh-test: venv image
 	env -u LAB_INVENTORY LAB_NAME=roost-sshtest LAB_CONNECTION=ssh bash lab/ssh-test.sh
 
