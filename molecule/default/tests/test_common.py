@@ -27,8 +27,16 @@ def test_state_dir_belongs_to_the_service_user(host: Host) -> None:
 
 
 def test_base_packages_are_installed(host: Host) -> None:
-    for name in ("ca-certificates", "python3-venv", "python3-packaging", "systemd-timesyncd"):
+    for name in ("ca-certificates", "python3-apt", "python3-cryptography", "systemd-timesyncd"):
         assert host.package(name).is_installed, name
+
+
+def test_venv_holds_no_pip(host: Host) -> None:
+    # Made --without-pip: roles/roost_package runs pip from its wheelhouse's wheel.
+    venv = "/opt/roost/venv"
+    assert host.file(f"{venv}/bin/python").exists
+    assert not host.file(f"{venv}/bin/pip").exists
+    assert host.run(f"{venv}/bin/python -c 'import pip'").rc != 0
 
 
 def test_time_sync_is_enabled_and_configured(host: Host) -> None:

@@ -19,12 +19,13 @@ find "$work/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -
 wheel=$(find "$work/wheels" -name 'roost-*.whl')
 
 # Runtime dependencies for every target Python, binary wheels only (targets build
-# nothing); platform "any" admits pure-Python wheels only.
+# nothing); platform "any" admits pure-Python wheels only. And pip itself: hosts run it
+# from its wheel (the venv holds no pip; the role's vars/main.yml, roost_package_pip).
 for version in $versions; do
   for platform in $platforms; do
     "$python" -m pip download --quiet --only-binary=:all: \
       --python-version "$version" --platform "$platform" \
-      --dest "$work/wheels" "roost$extras @ file://$wheel"
+      --dest "$work/wheels" "roost$extras @ file://$wheel" pip
   done
 done
 
