@@ -22,7 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from roost import sdnotify
+from roost import mqttclient, sdnotify
 from roost.agent import topics
 from roost.agent.backoff import Backoff
 from roost.agent.config import Config, Endpoint
@@ -42,8 +42,9 @@ class Link:
                  on_ack: Callable[[int, bool], None]) -> None:
         self.cfg = cfg
         self.on_up, self.on_message, self.on_ack = on_up, on_message, on_ack
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                        protocol=mqtt.MQTTv5)
+        # Binds nothing: the unit forbids it (roost/mqttclient.py).
+        c = mqttclient.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
+                              protocol=mqtt.MQTTv5)
         c.connect_timeout = cfg.connect_timeout
         c.max_inflight_messages_set(0)  # unlimited in paho: the window below decides
         self.limit = cfg.inflight

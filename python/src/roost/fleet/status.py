@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from roost import mqttclient
 from roost.agent import topics
 
 SETTLE = 0.3  # retained messages come in a burst right after SUBACK; quiet this long = done
@@ -50,8 +51,9 @@ class Access:
 def client(access: Access, prefix: str = "roost-fleet") -> mqtt.Client:
     """An MQTT 5 client for `access` (not connected yet); its id `prefix-<random>` unless
     `access` names one."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                    client_id=access.client_id or f"{prefix}-{uuid.uuid4().hex[:8]}")
+    # Binds nothing: the dashboard's unit forbids it (roost/mqttclient.py).
+    c = mqttclient.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                          client_id=access.client_id or f"{prefix}-{uuid.uuid4().hex[:8]}")
     if access.ca:
         c.tls_set(ca_certs=access.ca, certfile=access.cert, keyfile=access.key)
     if access.username:
