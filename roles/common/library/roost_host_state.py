@@ -165,7 +165,7 @@ def groups(names: list[str]) -> list[str]:
     return found
 
 
-def path_state(path: str) -> dict[str, str]:
+def path_state(path: str, checksum: bool = True) -> dict[str, str]:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -185,7 +185,7 @@ def path_state(path: str) -> dict[str, str]:
     }
     # What the copy and template modules compare before they write: a role passes the
     # sha1 of the content it would write. Config-sized files only.
-    if state == "file" and st.st_size <= CHECKSUM_LIMIT:
+    if checksum and state == "file" and st.st_size <= CHECKSUM_LIMIT:
         with open(path, "rb") as f:
             found["sha1"] = hashlib.sha1(f.read()).hexdigest()  # noqa: S324 (as Ansible's checksum)
     return found
@@ -202,8 +202,8 @@ def content(path: str) -> str | None:
 
 def key_state(path: str) -> tuple[dict[str, str | int], str | None]:
     """What openssl_privatekey's full_idempotence compares, and the public fingerprint."""
-    found: dict[str, str | int] = dict(path_state(path))
-    found.pop("sha1", None)  # not even a digest of a private key leaves the host
+    # No sha1: not even a digest of a private key is made or leaves the host.
+    found: dict[str, str | int] = dict(path_state(path, checksum=False))
     if found["state"] != "file":
         return found, None
     try:
