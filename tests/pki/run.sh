@@ -34,6 +34,19 @@ else
   failed=$((failed + 1)); echo "FAIL renew days as extra vars: the CRL was not re-signed"
 fi
 case_ "re-run with the renewed files" 0 "changed=0" -e pki_renew_days=30
+# A key that does not parse (the role skips its key task where the look found the key as
+# it left it): remade, and a certificate issued for the new key; the CA is untouched.
+ca_before=$(sha256sum "$out/ca/ca.key")
+echo "not a key" > "$out/tls/b1.key"
+case_ "a garbled host key is remade" 0 "Build the certificate request on the host (other key)" \
+  -e pki_renew_days=30
+if [ "$(sha256sum "$out/ca/ca.key")" = "$ca_before" ] && [ "$(stat -c %a "$out/tls/b1.key")" = 600 ] &&
+   grep -q "BEGIN" "$out/tls/b1.key"; then
+  passed=$((passed + 1)); echo "ok   a garbled host key is remade: a key again, 0600, same CA"
+else
+  failed=$((failed + 1)); echo "FAIL a garbled host key is remade: key or CA not as wanted"
+fi
+case_ "re-run after the new key" 0 "changed=0" -e pki_renew_days=30
 case_ "renew days not a number" 2 "argument 'pki_renew_days' is of type str and we were unable to convert to int" \
   -e pki_renew_days=soon
 case_ "CA renew days not a whole number" 2 "argument 'pki_ca_renew_days' is of type str and we were unable to convert to int" \
